@@ -1,0 +1,229 @@
+"""The sixth strategy: concurrency that finds the endpoint's limit by itself.
+
+``AdaptiveLimit`` combines three signals, all read per HTTP response (see
+``core.signals``), not per finished row:
+
+- **AIMD** on the number of requests in flight: +1/limit per success (about
+  +1 per round trip), halved on a 429 (once per round trip, so a burst of
+  429s from one window counts once), and nudged down when latency climbs
+  well above the fastest seen (a server queueing work instead of refusing it).
+- **The server's stated limit**: once a response carries
+  ``x-ratelimit-limit-requests`` (per minute), requests are paced at 95 % of
+  that rate with a one-second bucket, so a run settles just under the limit
+  instead of bursting into it and bouncing off 429s. (Token limits are
+  respected through the remaining-budget rule below and ``--tpm``.)
+- **The server's remaining budget**: when ``x-ratelimit-remaining-requests``
+  says nothing is left (counting what we sent since), nobody sends until the
+  reset time it gave.
+
+``--concurrency`` is the ceiling; the limit starts low and grows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import TypeVar
+
+from aiolimiter import AsyncLimiter
+
+from core.dataset import Record
+from core.signals import LimitInfo, listen, stop_listening
+
+T = TypeVar("T")
+
+START_LIMIT = 4
+PACE_FRACTION = 0.95
+LATENCY_BLOWUP = 3.0
+"""Latency this many times the fastest seen means the server is queueing."""
+
+
+class AdaptiveLimit:
+    def __init__(
+        self,
+        ceiling: int,
+        *,
+        start: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if ceiling < 1:
+            raise ValueError(f"the adaptive ceiling must be at least 1, got {ceiling}")
+        self.ceiling = ceiling
+        self.limit = float(min(ceiling, start or START_LIMIT))
+        self.in_use = 0
+        self.sent = 0
+        self.responses = 0
+        self.rate_limited = 0
+        self._clock = clock
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._decreased_at_seq = 0
+        self._fastest: float | None = None
+        self._budget: tuple[int, int, float] | None = None
+        """(seq of the response's request, remaining, reset deadline)"""
+        self._wake_handle: asyncio.TimerHandle | None = None
+        self.request_pacer: AsyncLimiter | None = None
+        self.server_rpm: int | None = None
+        self.server_tpm: int | None = None
+        self.history: list[tuple[float, float]] = []
+
+    # -- the gate ---------------------------------------------------------------
+
+    @property
+    def slots(self) -> int:
+        return max(1, int(self.limit))
+
+    def _may_start(self) -> bool:
+        if self.in_use >= self.slots:
+            return False
+        if self._budget is None:
+            return True
+        seq, remaining, reset_at = self._budget
+        if self._clock() >= reset_at:
+            self._budget = None
+            return True
+        return remaining - (self.sent - seq) > 0
+
+    async def acquire(self) -> None:
+        while not self._may_start() or self._waiters:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            self._arm_reset_timer()
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                else:
+                    self._wake()  # we were woken but will not start: pass it on
+                raise
+            if self._may_start():
+                break
+        self.in_use += 1
+        self._wake()  # more slots may be free (the limit grew, a budget reset)
+        if self.request_pacer is not None:
+            try:
+                await self.request_pacer.acquire()
+            except asyncio.CancelledError:
+                self.release()
+                raise
+
+    def release(self) -> None:
+        self.in_use -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self._may_start():
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break  # the woken task takes its slot when it runs, then wakes the next
+
+    def _arm_reset_timer(self) -> None:
+        if self._budget is None or self._wake_handle is not None:
+            return
+        delay = max(0.0, self._budget[2] - self._clock())
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._wake_handle = None
+            self._wake()
+
+        self._wake_handle = loop.call_later(delay, fire)
+
+    # -- learning -----------------------------------------------------------------
+
+    def observe(self, seq: int, status: int, latency: float, headers: Mapping[str, str]) -> None:
+        self.responses += 1
+        info = LimitInfo.from_headers(headers)
+        if status == 429:
+            self.rate_limited += 1
+            if seq > self._decreased_at_seq:
+                self._set_limit(max(1.0, self.limit / 2))
+                self._decreased_at_seq = self.sent
+            wait = info.retry_after or info.reset_requests or 1.0
+            self._budget = (self.sent, 0, self._clock() + wait)
+        elif status < 500:
+            if self._fastest is None or latency < self._fastest:
+                self._fastest = latency
+            if self._fastest > 0 and latency > LATENCY_BLOWUP * self._fastest + 0.05:
+                if seq > self._decreased_at_seq:
+                    self._set_limit(max(1.0, self.limit * 0.9))
+                    self._decreased_at_seq = self.sent
+            elif self.limit < self.ceiling:
+                self._set_limit(min(float(self.ceiling), self.limit + 1.0 / self.limit))
+            fresher = self._budget is None or seq >= self._budget[0]
+            if info.remaining_requests is not None and fresher:
+                reset = info.reset_requests if info.reset_requests is not None else 1.0
+                self._budget = (seq, info.remaining_requests, self._clock() + reset)
+        self._learn_rates(info)
+        self._wake()
+
+    def _learn_rates(self, info: LimitInfo) -> None:
+        if info.limit_requests and info.limit_requests != self.server_rpm:
+            self.server_rpm = info.limit_requests
+            per_second = max(1.0, info.limit_requests * PACE_FRACTION / 60)
+            self.request_pacer = AsyncLimiter(per_second, 1.0)
+        if info.limit_tokens:
+            self.server_tpm = info.limit_tokens
+
+    def _set_limit(self, value: float) -> None:
+        self.limit = value
+        self.history.append((self._clock(), value))
+
+    def slot(self) -> _Slot:
+        return _Slot(self)
+
+
+class _Slot:
+    """Listens to one row's HTTP exchanges and reports them to the limit."""
+
+    __slots__ = ("limit", "seq", "sent_at")
+
+    def __init__(self, limit: AdaptiveLimit) -> None:
+        self.limit = limit
+        self.seq = 0
+        self.sent_at = 0.0
+
+    def on_request(self) -> None:
+        self.limit.sent += 1
+        self.seq = self.limit.sent
+        self.sent_at = self.limit._clock()
+
+    def on_response(self, status: int, headers: Mapping[str, str]) -> None:
+        latency = self.limit._clock() - self.sent_at
+        self.limit.observe(self.seq, status, latency, headers)
+
+
+async def adaptive(
+    records: Sequence[Record],
+    extract: Callable[[Record], object],
+    concurrency: int,
+    *,
+    limit: AdaptiveLimit | None = None,
+) -> AsyncIterator[object]:
+    """Workers take records in input order; results are handed over as they complete."""
+    gate = limit or AdaptiveLimit(concurrency)
+    results: asyncio.Queue[object] = asyncio.Queue()
+    pending = iter(records)
+
+    async def worker() -> None:
+        for record in pending:
+            await gate.acquire()
+            token = listen(gate.slot())
+            try:
+                result = await extract(record)  # type: ignore[misc]
+            finally:
+                stop_listening(token)
+                gate.release()
+            results.put_nowait(result)
+
+    workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(records)))]
+    try:
+        for _ in range(len(records)):
+            yield await results.get()
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)

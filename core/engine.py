@@ -1,0 +1,202 @@
+"""The engine: an endpoint (the local simulator started if needed) and runs on it.
+
+    async with Engine(choose_endpoint(), server=ServerConfig(latency=0.2)) as engine:
+        await engine.preflight()
+        async with engine.run(records, Person, strategy="gather", concurrency=8) as run:
+            stats = await run.execute()
+
+The CLI and the dashboard both go through here; neither talks to the client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import openai
+from pydantic import BaseModel
+
+from core.client import Endpoint, EndpointChoice, build_client, build_openai, close_client
+from core.dataset import Record
+from core.errors import EndpointError
+from core.extract import Extractor, RetryPolicy
+from core.failures import classify
+from core.localserver import LocalServer, ServerConfig
+from core.prices import FREE, Price, load_prices, price_for, user_prices_path
+from core.ratelimit import Budget, ClientRateLimit
+from core.runner import Run
+from core.strategies import USES_CONCURRENCY
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    mode: str = "tools"
+    timeout: float = 60.0
+    """Seconds to wait for one attempt's answer."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    system_prompt: str | None = None
+    rpm: int | None = None
+    """Client-side requests per minute (a leaky bucket), or None."""
+    tpm: int | None = None
+    """Client-side tokens per minute (estimated before, corrected after), or None."""
+    budget_usd: float | None = None
+    """Stop a run before its spending would pass this."""
+    prices: Path | None = None
+    """A prices.toml adding to / overriding the bundled one."""
+
+
+def connections_for(strategy: str, concurrency: int, records: int) -> int:
+    """How many connections a run can use at once: the pool is sized to that."""
+    if strategy == "sequential":
+        return 1
+    if strategy in USES_CONCURRENCY:
+        return min(concurrency, max(1, records))
+    return max(1, records)
+
+
+class Engine:
+    def __init__(
+        self,
+        choice: EndpointChoice,
+        *,
+        server: ServerConfig | None = None,
+        options: ClientOptions | None = None,
+    ) -> None:
+        self.choice = choice
+        self.server_config = server or ServerConfig()
+        self.options = options or ClientOptions()
+        self._server: LocalServer | None = None
+        self._endpoint: Endpoint | None = None
+        self._prices = load_prices(self.options.prices)
+
+    @property
+    def endpoint(self) -> Endpoint:
+        if self._endpoint is None:
+            raise RuntimeError("the engine is not started; use `async with Engine(...)`")
+        return self._endpoint
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        if self._endpoint is not None:
+            return
+        if self.choice.kind == "local":
+            server = LocalServer(self.server_config)
+            await server.__aenter__()
+            self._server = server
+            self._endpoint = self.choice.with_url(server.base_url)
+        else:
+            assert self.choice.base_url is not None
+            self._endpoint = self.choice.with_url(self.choice.base_url)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            server, self._server = self._server, None
+            await server.__aexit__(None, None, None)
+        self._endpoint = None
+
+    async def preflight(self) -> list[str]:
+        """Check the endpoint answers and accepts the key before sending N requests.
+
+        Raises EndpointError on a refused key or an unreachable server.
+        Returns warnings (e.g. the model is not in the endpoint's list).
+        """
+        endpoint = self.endpoint
+        raw = build_openai(endpoint, connections=1, timeout=min(self.options.timeout, 15.0))
+        try:
+            page = await raw.models.list()
+            ids = [m.id for m in page.data]
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            raise EndpointError(
+                f"{endpoint.label} refused the API key (HTTP {exc.status_code}); "
+                "check OPENAI_API_KEY"
+            ) from None
+        except openai.NotFoundError:
+            return []  # some OpenAI-compatible servers have no /models; that is fine
+        except openai.APIConnectionError as exc:
+            failure = classify(exc, endpoint.secrets)
+            raise EndpointError(
+                f"cannot reach {endpoint.base_url}: {failure.message}; "
+                "is the server running and the URL right?"
+            ) from None
+        except openai.APIStatusError as exc:
+            return [f"{endpoint.label}: /models answered HTTP {exc.status_code}; going on"]
+        finally:
+            await raw.close()
+        warnings = []
+        if ids and endpoint.model not in ids:
+            shown = ", ".join(ids[:6]) + (" …" if len(ids) > 6 else "")
+            warnings.append(f"model {endpoint.model!r} is not in {endpoint.label}'s list ({shown})")
+        if self.price() is None:
+            warnings.append(
+                f"no price known for {endpoint.model!r}: costs show as 0; add it to "
+                f"{user_prices_path()} or pass --prices"
+            )
+            if self.options.budget_usd is not None:
+                raise EndpointError(
+                    f"--budget needs a price for {endpoint.model!r}; add it to a prices.toml "
+                    "(see --prices)"
+                )
+        return warnings
+
+    def price(self) -> Price | None:
+        """The endpoint model's price (the simulator is free); None when unknown."""
+        if self.endpoint.is_simulator:
+            return FREE
+        return price_for(self.endpoint.model, self._prices)
+
+    def extractor(self, schema: type[BaseModel], connections: int) -> Extractor:
+        endpoint = self.endpoint
+        options = self.options
+        client = build_client(
+            endpoint, mode=options.mode, connections=connections, timeout=options.timeout
+        )
+        return Extractor(
+            client,
+            schema,
+            endpoint.model,
+            retry=options.retry,
+            system_prompt=options.system_prompt,
+            secrets=endpoint.secrets,
+            limits=ClientRateLimit(options.rpm, options.tpm),
+            price=self.price(),
+            budget=Budget(options.budget_usd) if options.budget_usd is not None else None,
+        )
+
+    @asynccontextmanager
+    async def run(
+        self,
+        records: Sequence[Record],
+        schema: type[BaseModel],
+        *,
+        strategy: str,
+        concurrency: int,
+        max_error_rate: float | None = None,
+    ) -> AsyncIterator[Run]:
+        """A Run with its own client (pool sized to the run), closed afterwards."""
+        extractor = self.extractor(schema, connections_for(strategy, concurrency, len(records)))
+        run = Run(
+            records,
+            extractor,
+            strategy=strategy,
+            concurrency=concurrency,
+            max_error_rate=max_error_rate,
+            secrets=self.endpoint.secrets,
+        )
+        try:
+            yield run
+        finally:
+            await close_client(extractor.client)

@@ -1,0 +1,288 @@
+"""One extraction: a record in, a validated pydantic object (or a failure) out.
+
+``Extractor`` wraps the instructor client with what a bulk job needs around
+each request:
+
+- retries of transient failures (429, 5xx, timeouts, dropped connections)
+  with bounded, jittered exponential backoff that honours the server's
+  ``retry-after``; instructor itself re-asks on invalid model output;
+- a run-wide pause when the server says the rate limit is hit, so the whole
+  run slows down instead of every task hammering on its own;
+- optional client-side rate limits (requests and tokens per minute) and a
+  spending budget checked before every attempt;
+- every HTTP attempt counted (instructor's re-asks included), its 429s
+  counted, and the tokens and cost of all attempts summed, failed ones too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import instructor
+from pydantic import BaseModel
+
+from core.dataset import Record
+from core.failures import RETRYABLE, Failure, classify
+from core.prices import Price
+from core.ratelimit import Budget, ClientRateLimit
+from core.results import ErrorKind
+from core.signals import listen, stop_listening
+from core.tokens import estimate_messages_tokens, estimate_tokens
+
+RetryHook = Callable[[int, float, Failure], None]
+"""Called as ``(attempt, delay, failure)`` before sleeping for a retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    value: BaseModel
+    attempts: int
+    prompt_tokens: int
+    completion_tokens: int
+    rate_limited: int = 0
+    cost_usd: float = 0.0
+
+
+class ExtractionFailed(Exception):
+    """A request failed for good; carries what it cost."""
+
+    def __init__(
+        self,
+        failure: Failure,
+        attempts: int,
+        prompt_tokens: int,
+        completion_tokens: int,
+        rate_limited: int = 0,
+        cost_usd: float = 0.0,
+    ) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+        self.attempts = attempts
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+        self.rate_limited = rate_limited
+        self.cost_usd = cost_usd
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_retries: int = 3
+    """Retries after the first attempt, for transient failures."""
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+    max_retry_after: float = 120.0
+    """Longest server-requested wait we honour before giving up on a row."""
+    validation_retries: int = 1
+    """instructor's re-asks when the model's answer does not validate."""
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Equal jitter: uniform in [c/2, c] with c = min(max_delay, base * 2^(attempt-1))."""
+        ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        return rng.uniform(ceiling / 2, ceiling)
+
+
+class RateGate:
+    """A run-wide pause: after a 429, nobody sends until the server's wait is over."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._until = 0.0
+        self.pauses = 0
+
+    def pause(self, seconds: float) -> None:
+        until = self._clock() + seconds
+        if until > self._until:
+            self._until = until
+            self.pauses += 1
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self._until - self._clock())
+
+    async def wait(self) -> None:
+        # A deadline, not an event: another 429 may push it later while we sleep.
+        while (left := self.remaining) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(left)
+
+
+class _Tally:
+    """Counts one row's HTTP attempts and 429s (fed by core.signals)."""
+
+    __slots__ = ("attempts", "rate_limited")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.rate_limited = 0
+
+    def on_request(self) -> None:
+        self.attempts += 1
+
+    def on_response(self, status: int, headers: Mapping[str, str]) -> None:
+        if status == 429:
+            self.rate_limited += 1
+
+
+class Extractor:
+    """``await extractor(record)`` -> Extraction, or raises ExtractionFailed."""
+
+    def __init__(
+        self,
+        client: instructor.AsyncInstructor,
+        schema: type[BaseModel],
+        model: str,
+        *,
+        retry: RetryPolicy | None = None,
+        system_prompt: str | None = None,
+        secrets: Sequence[str] = (),
+        limits: ClientRateLimit | None = None,
+        price: Price | None = None,
+        budget: Budget | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.client = client
+        self.schema = schema
+        self.model = model
+        self.retry = retry or RetryPolicy()
+        self.system_prompt = system_prompt
+        self.secrets = tuple(secrets)
+        self.limits = limits if limits is not None and limits.active else None
+        self.price = price
+        self.budget = budget
+        self.gate = RateGate()
+        self._rng = random.Random(seed)
+        schema_text = json.dumps(schema.model_json_schema())
+        self._schema_tokens = estimate_tokens(schema_text)
+        self._completion_estimate = max(16, self._schema_tokens // 2)
+
+    def messages(self, record: Record) -> list[dict[str, str]]:
+        messages = [{"role": "user", "content": record.text}]
+        if self.system_prompt:
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        return messages
+
+    def estimate_tokens(self, record: Record) -> int:
+        """Before sending: prompt + schema + an expected answer (see core.tokens)."""
+        prompt = self.messages(record)
+        return estimate_messages_tokens(prompt) + self._schema_tokens + self._completion_estimate
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return self.price.cost(prompt_tokens, completion_tokens) if self.price else 0.0
+
+    async def __call__(self, record: Record, on_retry: RetryHook | None = None) -> Extraction:
+        tally = _Tally()
+        token = listen(tally)
+        prompt_tokens = completion_tokens = 0
+        try:
+            attempt = 0
+            while True:
+                attempt += 1
+                await self.gate.wait()
+                estimate = self.estimate_tokens(record)
+                reserved = self._reserve(estimate, tally, prompt_tokens, completion_tokens)
+                if self.limits is not None:
+                    await self.limits.acquire(estimate)
+                try:
+                    value, completion = await self.client.create_with_completion(
+                        model=self.model,
+                        messages=self.messages(record),  # type: ignore[arg-type]
+                        response_model=self.schema,
+                        max_retries=self.retry.validation_retries,
+                    )
+                except asyncio.CancelledError:
+                    self._settle(reserved, 0, 0)
+                    raise
+                except Exception as exc:
+                    p, c = _usage_of(getattr(exc, "total_usage", None))
+                    self._settle(reserved, p, c)
+                    self._correct(estimate, p + c)
+                    prompt_tokens += p
+                    completion_tokens += c
+                    failure = classify(exc, self.secrets)
+                    delay = self._delay(attempt, failure)
+                    if delay is None:
+                        raise self._failed(
+                            failure, tally, prompt_tokens, completion_tokens
+                        ) from exc
+                    if failure.kind is ErrorKind.RATE_LIMIT:
+                        self.gate.pause(delay)
+                    if on_retry is not None:
+                        on_retry(attempt, delay, failure)
+                    await asyncio.sleep(delay)
+                    continue
+                p, c = _usage_of(getattr(value, "_total_usage", None) or completion.usage)
+                self._settle(reserved, p, c)
+                self._correct(estimate, p + c)
+                prompt_tokens += p
+                completion_tokens += c
+                return Extraction(
+                    value=value,
+                    attempts=max(tally.attempts, attempt),
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                    rate_limited=tally.rate_limited,
+                    cost_usd=self.cost(prompt_tokens, completion_tokens),
+                )
+        finally:
+            stop_listening(token)
+
+    def _failed(
+        self, failure: Failure, tally: _Tally, prompt_tokens: int, completion_tokens: int
+    ) -> ExtractionFailed:
+        return ExtractionFailed(
+            failure,
+            tally.attempts,
+            prompt_tokens,
+            completion_tokens,
+            tally.rate_limited,
+            self.cost(prompt_tokens, completion_tokens),
+        )
+
+    def _reserve(
+        self, estimate: int, tally: _Tally, prompt_tokens: int, completion_tokens: int
+    ) -> float:
+        if self.budget is None or self.price is None:
+            return 0.0
+        reserve = self.cost(estimate - self._completion_estimate, self._completion_estimate)
+        if not self.budget.reserve(reserve):
+            failure = Failure(
+                ErrorKind.BUDGET,
+                f"budget of ${self.budget.limit_usd:.4f} reached "
+                f"(spent ${self.budget.spent_usd:.4f}); not sent",
+            )
+            raise self._failed(failure, tally, prompt_tokens, completion_tokens)
+        return reserve
+
+    def _settle(self, reserved: float, prompt_tokens: int, completion_tokens: int) -> None:
+        if self.budget is not None:
+            self.budget.settle(reserved, self.cost(prompt_tokens, completion_tokens))
+
+    def _correct(self, estimate: int, actual: int) -> None:
+        if self.limits is not None and actual:
+            self.limits.correct(estimate, actual)
+
+    def _delay(self, attempt: int, failure: Failure) -> float | None:
+        """Seconds to wait before retrying, or None to give up on this row."""
+        if failure.kind not in RETRYABLE or attempt > self.retry.max_retries:
+            return None
+        if failure.retry_after is not None:
+            if failure.retry_after > self.retry.max_retry_after:
+                return None
+            # A little jitter on top so that everyone told "1 s" does not come back at once.
+            return failure.retry_after + self._rng.uniform(0, 0.1 + failure.retry_after * 0.1)
+        return self.retry.backoff(attempt, self._rng)
+
+
+def _usage_of(usage: Any) -> tuple[int, int]:
+    if usage is None:
+        return 0, 0
+    if isinstance(usage, dict):
+        return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    return int(getattr(usage, "prompt_tokens", 0) or 0), int(
+        getattr(usage, "completion_tokens", 0) or 0
+    )

@@ -1,0 +1,199 @@
+"""Turn whatever a request raised into one line a user can read, and a kind to count.
+
+Also reads the server's hints: ``retry-after-ms`` / ``retry-after`` and
+OpenAI's ``x-ratelimit-reset-*`` durations ("6m0s", "1.5s", "120ms").
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import openai
+from pydantic import ValidationError
+
+from core.results import ErrorKind
+
+RETRYABLE = frozenset(
+    {ErrorKind.RATE_LIMIT, ErrorKind.SERVER, ErrorKind.TIMEOUT, ErrorKind.CONNECTION}
+)
+MAX_MESSAGE = 240
+_KEYLIKE = re.compile(r"\b(sk|key|api)[-_][A-Za-z0-9_\-*]{6,}", re.IGNORECASE)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    kind: ErrorKind
+    message: str
+    retry_after: float | None = None
+    """Seconds the server asked us to wait, if it said."""
+    status: int | None = None
+
+
+def classify(exc: BaseException, secrets: tuple[str, ...] = ()) -> Failure:
+    """Classify an exception from the client stack (instructor, openai, httpx)."""
+    failure = _classify(exc)
+    return Failure(
+        failure.kind, redact(failure.message, secrets), failure.retry_after, failure.status
+    )
+
+
+def _classify(exc: BaseException) -> Failure:
+    if isinstance(exc, openai.APIStatusError):
+        return _from_status(exc)
+    if isinstance(exc, openai.APITimeoutError):
+        return Failure(ErrorKind.TIMEOUT, "timed out waiting for the endpoint")
+    if isinstance(exc, openai.APIConnectionError):
+        cause = _root_cause(exc)
+        detail = f": {_one_line(cause)}" if cause is not exc else ""
+        return Failure(ErrorKind.CONNECTION, f"connection failed{detail}")
+    if isinstance(exc, (TimeoutError,)):
+        return Failure(ErrorKind.TIMEOUT, "timed out waiting for the endpoint")
+    # instructor wraps whatever ended its attempts; look inside.
+    inner = exc.__cause__
+    if _is_instructor_retry(exc):
+        if inner is not None and not _is_parse_error(inner):
+            return _classify(inner)
+        n = getattr(exc, "n_attempts", None)
+        attempts = f" after {n} attempt{'s' if n != 1 else ''}" if n else ""
+        detail = _validation_detail(inner if inner is not None else exc)
+        return Failure(ErrorKind.VALIDATION, f"invalid model output{attempts}: {detail}")
+    if _is_parse_error(exc):
+        return Failure(ErrorKind.VALIDATION, f"invalid model output: {_validation_detail(exc)}")
+    return Failure(ErrorKind.OTHER, _one_line(exc))
+
+
+def _from_status(exc: openai.APIStatusError) -> Failure:
+    status = exc.status_code
+    detail = _server_message(exc)
+    if status == 429:
+        wait = retry_after_seconds(exc.response.headers)
+        return Failure(ErrorKind.RATE_LIMIT, f"429 rate limited: {detail}", wait, status)
+    if status >= 500:
+        wait = retry_after_seconds(exc.response.headers)
+        return Failure(ErrorKind.SERVER, f"HTTP {status} server error: {detail}", wait, status)
+    if status in (401, 403):
+        return Failure(
+            ErrorKind.AUTH, f"HTTP {status}: the endpoint refused the API key", None, status
+        )
+    if status == 408:
+        return Failure(ErrorKind.TIMEOUT, f"HTTP 408: {detail}", None, status)
+    return Failure(ErrorKind.BAD_REQUEST, f"HTTP {status}: {detail}", None, status)
+
+
+def _server_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return _squash(str(inner["message"]))
+        if isinstance(inner, str):
+            return _squash(inner)
+    try:
+        text = exc.response.text
+    except Exception:  # the body may be unreadable (streamed, closed)
+        text = ""
+    return _squash(text) or exc.response.reason_phrase or "no details"
+
+
+def _is_instructor_retry(exc: BaseException) -> bool:
+    return type(exc).__name__ == "InstructorRetryException" or hasattr(exc, "failed_attempts")
+
+
+def _is_parse_error(exc: BaseException) -> bool:
+    if isinstance(exc, (ValidationError, json.JSONDecodeError)):
+        return True
+    return type(exc).__name__ in {
+        "ValidationError",
+        "AsyncValidationError",
+        "ResponseParsingError",
+        "IncompleteOutputException",
+    }
+
+
+def _validation_detail(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        errors = exc.errors()
+        if errors:
+            first = errors[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "value"
+            more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+            return f"{where}: {first.get('msg', 'invalid')}{more}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON ({exc.msg})"
+    return _one_line(exc)
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen = {id(exc)}
+    while exc.__cause__ is not None and id(exc.__cause__) not in seen:
+        exc = exc.__cause__
+        seen.add(id(exc))
+    return exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = _squash(str(exc))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _squash(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Remove known secrets and anything that looks like an API key."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return _KEYLIKE.sub("***", text)
+
+
+def parse_duration(value: str) -> float | None:
+    """OpenAI's reset durations: "1s", "6m0s", "120ms", "1h2m3.5s"; plain numbers are seconds."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    total = 0.0
+    position = 0
+    for match in _DURATION_PART.finditer(value):
+        if match.start() != position:
+            return None
+        number, unit = float(match.group(1)), match.group(2)
+        total += number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
+        position = match.end()
+    return total if position == len(value) else None
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """How long the server asked us to wait: retry-after-ms, retry-after, or x-ratelimit-reset-*."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    after = headers.get("retry-after")
+    if after:
+        try:
+            return max(0.0, float(after))
+        except ValueError:
+            parsed = email.utils.parsedate_tz(after)
+            if parsed is not None:
+                return max(0.0, email.utils.mktime_tz(parsed) - time.time())
+    resets = [
+        parse_duration(headers.get(name, ""))
+        for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+    ]
+    known = [r for r in resets if r is not None]
+    return max(known) if known else None

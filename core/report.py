@@ -1,0 +1,113 @@
+"""Text output for the headless commands: a progress bar, a summary line, the table."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from core.runner import Run
+from core.stats import RunStats
+from core.strategies import LABELS
+
+
+def seconds(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f} s"
+
+
+def format_stats_line(stats: RunStats, out: Path | None) -> str:
+    parts = [
+        f"{LABELS.get(stats.strategy, stats.strategy)}: {stats.records} rows, {stats.ok} ok",
+    ]
+    if stats.failed:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(stats.errors_by_kind.items()))
+        parts.append(f"{stats.failed} failed ({kinds})")
+    if stats.cancelled:
+        parts.append(f"{stats.cancelled} cancelled")
+    line = ", ".join(parts)
+    line += (
+        f" in {stats.elapsed_s:.2f} s ({stats.throughput_rps:.1f} rows/s); "
+        f"first result {seconds(stats.first_result_s)}; "
+        f"latency p50 {seconds(stats.p50_latency_s)} p95 {seconds(stats.p95_latency_s)}"
+    )
+    if stats.total_tokens:
+        line += f"; {stats.total_tokens:,} tokens"
+    if out is not None:
+        line += f" -> {out}"
+    return line
+
+
+@contextmanager
+def progress_display(run: Run, title: str, *, enabled: bool) -> Iterator[Callable[[], None]]:
+    """A rich progress bar on stderr fed from the run's counters; yields a tick()."""
+    if not enabled:
+        yield lambda: None
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=Console(file=sys.stderr),
+        transient=False,
+    )
+    task = progress.add_task(title, total=run.total, detail="")
+
+    def tick() -> None:
+        detail = f"in flight {run.in_flight}"
+        if run.failed:
+            detail += f" · failed {run.failed}"
+        if run.retries:
+            detail += f" · retries {run.retries}"
+        if run.stopping:
+            detail += " · stopping"
+        progress.update(task, completed=run.finished, detail=detail)
+
+    with progress:
+        yield tick
+        tick()
+
+
+def stats_table(stats: Sequence[RunStats], ideal: Sequence[float | None] | None = None) -> None:
+    """Print the article's table, measured."""
+    table = Table(title="fanout bench", title_style="bold")
+    table.add_column("strategy")
+    table.add_column("semaphore", justify="right")
+    table.add_column("elapsed", justify="right")
+    show_ideal = bool(ideal) and any(v is not None for v in ideal or ())
+    if show_ideal:
+        table.add_column("ideal", justify="right")
+    table.add_column("first result", justify="right")
+    table.add_column("ok", justify="right")
+    table.add_column("errors", justify="right")
+    table.add_column("rows/s", justify="right")
+    table.add_column("p50", justify="right")
+    table.add_column("p95", justify="right")
+    table.add_column("max in flight", justify="right")
+    for i, item in enumerate(stats):
+        cells = [
+            LABELS.get(item.strategy, item.strategy),
+            str(item.concurrency) if item.concurrency else "—",
+            seconds(item.elapsed_s),
+        ]
+        if show_ideal:
+            value = ideal[i] if ideal else None
+            cells.append(seconds(value))
+        cells += [
+            seconds(item.first_result_s),
+            str(item.ok),
+            str(item.failed + item.cancelled),
+            f"{item.throughput_rps:.1f}",
+            seconds(item.p50_latency_s),
+            seconds(item.p95_latency_s),
+            str(item.max_in_flight),
+        ]
+        table.add_row(*cells)
+    Console().print(table)

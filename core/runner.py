@@ -1,0 +1,322 @@
+"""A Run: one strategy over a set of records, as a stream of events.
+
+The runner gives each strategy an ``extract`` that never raises: it times
+the row (queued, started, finished), turns failures into row errors, and
+emits events. The strategy decides only *when* rows are sent and *when*
+their results are handed back; the runner stamps that hand-over as
+"delivered".
+
+Stopping is graceful: ``stop()`` lets no new request start and cancels the
+ones in flight; every row ends ok, failed or cancelled, and rows that
+finished before the stop keep their results. ``abort()`` cancels the whole
+run at once (rows are still accounted for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Protocol
+
+from core.adaptive import AdaptiveLimit, adaptive
+from core.dataset import Record
+from core.events import (
+    Event,
+    Listener,
+    RowDelivered,
+    RowFinished,
+    RowRetrying,
+    RowStarted,
+    RunEnded,
+    RunStopping,
+)
+from core.extract import Extraction, ExtractionFailed, RetryHook
+from core.failures import Failure, classify
+from core.results import ErrorKind, Row, Status
+from core.stats import RunStats, compute_stats
+from core.strategies import USES_CONCURRENCY, get_strategy
+
+
+class RowExtract(Protocol):
+    def __call__(
+        self, record: Record, on_retry: RetryHook | None = None
+    ) -> Awaitable[Extraction]: ...
+
+
+MIN_ROWS_FOR_ERROR_RATE = 20
+"""``max_error_rate`` is judged only once this many rows have finished."""
+
+
+class Run:
+    def __init__(
+        self,
+        records: Sequence[Record],
+        extract: RowExtract,
+        *,
+        strategy: str,
+        concurrency: int = 1,
+        max_error_rate: float | None = None,
+        secrets: Sequence[str] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._strategy = get_strategy(strategy)
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.limiter: AdaptiveLimit | None = None
+        if strategy == "adaptive":
+            self.limiter = AdaptiveLimit(concurrency, clock=clock)
+            self._strategy = functools.partial(adaptive, limit=self.limiter)
+        self.strategy = strategy
+        self.concurrency = concurrency
+        self.records = tuple(records)
+        self.rows = [Row(index=i, id=r.id, text=r.text) for i, r in enumerate(self.records)]
+        self._position = {r.index: i for i, r in enumerate(self.records)}
+        self._extract = extract
+        self._clock = clock
+        self._listeners: list[Listener] = []
+        self._secrets = tuple(secrets)
+        self.max_error_rate = max_error_rate
+        self.start_time: float | None = None
+        self.end_time: float | None = None
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.ok = 0
+        self.failed = 0
+        self.cancelled = 0
+        self.delivered = 0
+        self.retries = 0
+        self.rate_limited = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.cost_usd = 0.0
+        self.stopped_reason: str | None = None
+        self.stats: RunStats | None = None
+        self._stopping = False
+        self._main: asyncio.Task[Any] | None = None
+        self._active: set[asyncio.Task[Any]] = set()
+
+    # -- observing ---------------------------------------------------------
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _emit(self, event: Event) -> None:
+        for listener in self._listeners:
+            listener(event)
+
+    def now(self) -> float:
+        """Seconds since the run started (0 before it starts)."""
+        if self.start_time is None:
+            return 0.0
+        return (self.end_time or self._clock()) - self.start_time
+
+    @property
+    def elapsed(self) -> float:
+        return self.now()
+
+    @property
+    def finished(self) -> int:
+        return self.ok + self.failed + self.cancelled
+
+    @property
+    def total(self) -> int:
+        return len(self.rows)
+
+    @property
+    def semaphore(self) -> int | None:
+        return self.concurrency if self.strategy in USES_CONCURRENCY else None
+
+    @property
+    def is_running(self) -> bool:
+        return self.start_time is not None and self.end_time is None
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    # -- control -----------------------------------------------------------
+
+    def stop(self, reason: str = "cancelled") -> None:
+        """Send nothing more, cancel what is in flight, keep every finished row."""
+        if self._stopping or self.end_time is not None:
+            return
+        self._stopping = True
+        self.stopped_reason = reason
+        self._emit(RunStopping(self.now(), reason))
+        for task in list(self._active):
+            task.cancel()
+
+    def abort(self) -> None:
+        """Cancel the run's task outright (a second Ctrl-C)."""
+        self.stop("aborted")
+        if self._main is not None:
+            self._main.cancel()
+
+    # -- running -----------------------------------------------------------
+
+    async def execute(self) -> RunStats:
+        if self.start_time is not None:
+            raise RuntimeError("a Run executes once; make a new Run to run again")
+        self._main = asyncio.current_task()
+        self.start_time = self._clock()
+        try:
+            async for row in self._strategy(self.records, self._row_extract, self.concurrency):
+                assert isinstance(row, Row)
+                row.delivered_s = self.now()
+                self.delivered += 1
+                self._emit(RowDelivered(row.index, row.delivered_s))
+        finally:
+            self._finish()
+        assert self.stats is not None
+        return self.stats
+
+    async def stream(self) -> AsyncIterator[Event]:
+        """Execute the run, yielding its events as they happen."""
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.subscribe(queue.put_nowait)
+        task = asyncio.create_task(self.execute())
+        try:
+            while True:
+                event = await queue.get()
+                yield event
+                if isinstance(event, RunEnded):
+                    break
+            await task
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    def _finish(self) -> None:
+        at = self.now()
+        for row in self.rows:
+            if not row.status.is_final:
+                row.status = Status.CANCELLED
+                row.error = row.error or (self.stopped_reason or "cancelled")
+                self.cancelled += 1
+        self.end_time = self._clock()
+        self.stats = compute_stats(
+            self.rows,
+            strategy=self.strategy,
+            concurrency=self.semaphore,
+            elapsed_s=self.end_time - (self.start_time or self.end_time),
+            max_in_flight=self.max_in_flight,
+            rate_limited=self.rate_limited,
+            stopped_reason=self.stopped_reason,
+        )
+        self._emit(RunEnded(at, self.stats))
+
+    def _row_extract(self, record: Record) -> Coroutine[Any, Any, Row]:
+        """What strategies call: records the queue time now, runs the request when awaited."""
+        row = self.rows[self._position[record.index]]
+        row.queued_s = self.now()
+        return self._run_row(record, row)
+
+    async def _run_row(self, record: Record, row: Row) -> Row:
+        if self._stopping:
+            self._cancel_row(row)
+            return row
+        task = asyncio.current_task()
+        assert task is not None
+        self._active.add(task)
+        row.status = Status.RUNNING
+        row.started_s = self.now()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self._emit(RowStarted(row.index, row.started_s))
+
+        def on_retry(attempt: int, delay: float, failure: Failure) -> None:
+            self.retries += 1
+            self._emit(RowRetrying(row.index, self.now(), attempt, delay, failure.message))
+
+        try:
+            result = await self._extract(record, on_retry)
+        except asyncio.CancelledError:
+            self._cancel_row(row)
+            if not self._stopping or task is self._main and self._main.cancelling() > 1:
+                raise
+            task.uncancel()
+        except ExtractionFailed as exc:
+            self._account(
+                row,
+                exc.attempts,
+                exc.rate_limited,
+                exc.prompt_tokens,
+                exc.completion_tokens,
+                exc.cost_usd,
+            )
+            if exc.failure.kind is ErrorKind.BUDGET:
+                self._cancel_row(row, exc.failure.message)
+                self.stop(exc.failure.message)
+            else:
+                self._fail_row(row, exc.failure)
+        except Exception as exc:  # an extract that broke its promise; keep the run going
+            self._account(row, 1, 0, 0, 0, 0.0)
+            self._fail_row(row, classify(exc, self._secrets))
+        else:
+            row.status = Status.OK
+            row.value = result.value
+            row.data = result.value.model_dump(mode="json")
+            self._account(
+                row,
+                result.attempts,
+                result.rate_limited,
+                result.prompt_tokens,
+                result.completion_tokens,
+                result.cost_usd,
+            )
+            self.ok += 1
+        finally:
+            self._active.discard(task)
+            self.in_flight -= 1
+            row.finished_s = self.now()
+        self._emit(RowFinished(row.index, row.finished_s))
+        if row.status is Status.FAILED:
+            self._check_error_rate()
+        return row
+
+    def _cancel_row(self, row: Row, reason: str | None = None) -> None:
+        row.status = Status.CANCELLED
+        row.error = reason or self.stopped_reason or "cancelled"
+        self.cancelled += 1
+
+    def _fail_row(self, row: Row, failure: Failure) -> None:
+        row.status = Status.FAILED
+        row.error = failure.message
+        row.error_kind = failure.kind
+        self.failed += 1
+
+    def _account(
+        self,
+        row: Row,
+        attempts: int,
+        rate_limited: int,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost_usd: float,
+    ) -> None:
+        row.attempts = attempts
+        row.rate_limited = rate_limited
+        row.prompt_tokens = prompt_tokens
+        row.completion_tokens = completion_tokens
+        row.cost_usd = cost_usd
+        self.rate_limited += rate_limited
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        self.cost_usd += cost_usd
+
+    def _check_error_rate(self) -> None:
+        if self.max_error_rate is None or self._stopping:
+            return
+        judged = self.ok + self.failed
+        if judged < MIN_ROWS_FOR_ERROR_RATE:
+            return
+        rate = self.failed / judged
+        if rate > self.max_error_rate:
+            self.stop(
+                f"stopped: {rate:.0%} of {judged} finished rows failed "
+                f"(--max-error-rate {self.max_error_rate:.0%})"
+            )

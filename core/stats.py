@@ -1,0 +1,114 @@
+"""Figures for a run: the article's table, measured."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from core.results import Row, Status
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile (q in [0, 100]) of already sorted values."""
+    if not sorted_values:
+        return None
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    position = (len(sorted_values) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def ideal_elapsed(records: int, concurrency: int, latency: float) -> float:
+    """The physics: ceil(N / k) waves of one latency each."""
+    return math.ceil(records / max(1, concurrency)) * latency
+
+
+@dataclass(frozen=True)
+class RunStats:
+    strategy: str
+    concurrency: int | None
+    """The semaphore size, or None for strategies without a limit."""
+    records: int
+    ok: int
+    failed: int
+    cancelled: int
+    elapsed_s: float
+    first_result_s: float | None
+    """When the strategy first handed a result to the caller."""
+    first_finished_s: float | None
+    """When the first request completed."""
+    p50_latency_s: float | None
+    p95_latency_s: float | None
+    mean_latency_s: float | None
+    throughput_rps: float
+    """Completed rows (ok or failed) per second of wall time."""
+    max_in_flight: int
+    attempts: int
+    rate_limited: int
+    """Attempts answered 429 (retried or not)."""
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+    stopped_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["total_tokens"] = self.prompt_tokens + self.completion_tokens
+        return data
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def compute_stats(
+    rows: Iterable[Row],
+    *,
+    strategy: str,
+    concurrency: int | None,
+    elapsed_s: float,
+    max_in_flight: int,
+    rate_limited: int,
+    stopped_reason: str | None = None,
+) -> RunStats:
+    rows = list(rows)
+    latencies = sorted(
+        r.latency_s for r in rows if r.status is Status.OK and r.latency_s is not None
+    )
+    delivered = [r.delivered_s for r in rows if r.delivered_s is not None and r.status is Status.OK]
+    finished = [r.finished_s for r in rows if r.finished_s is not None and r.status is Status.OK]
+    ok = sum(1 for r in rows if r.status is Status.OK)
+    failed = sum(1 for r in rows if r.status is Status.FAILED)
+    cancelled = sum(1 for r in rows if r.status is Status.CANCELLED)
+    errors: dict[str, int] = {}
+    for row in rows:
+        if row.status is Status.FAILED and row.error_kind is not None:
+            errors[row.error_kind.value] = errors.get(row.error_kind.value, 0) + 1
+    return RunStats(
+        strategy=strategy,
+        concurrency=concurrency,
+        records=len(rows),
+        ok=ok,
+        failed=failed,
+        cancelled=cancelled,
+        elapsed_s=elapsed_s,
+        first_result_s=min(delivered) if delivered else None,
+        first_finished_s=min(finished) if finished else None,
+        p50_latency_s=percentile(latencies, 50),
+        p95_latency_s=percentile(latencies, 95),
+        mean_latency_s=sum(latencies) / len(latencies) if latencies else None,
+        throughput_rps=(ok + failed) / elapsed_s if elapsed_s > 0 else 0.0,
+        max_in_flight=max_in_flight,
+        attempts=sum(r.attempts for r in rows),
+        rate_limited=rate_limited,
+        prompt_tokens=sum(r.prompt_tokens for r in rows),
+        completion_tokens=sum(r.completion_tokens for r in rows),
+        cost_usd=sum(r.cost_usd for r in rows),
+        errors_by_kind=errors,
+        stopped_reason=stopped_reason,
+    )
