@@ -1,0 +1,353 @@
+"""Headless commands: ``fanout run``, ``fanout bench`` (and ``serve``, delegated).
+
+Every error a user can cause ends in one line on stderr and exit code 2.
+Exit codes: 0 all rows ok; 1 some rows failed or were cancelled; 2 bad usage
+or input; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from core.dataset import Dataset, load_dataset
+from core.engine import Engine
+from core.errors import ExportError, FanoutError
+from core.export import export_format, export_results, results_jsonl
+from core.localserver import ServerConfig
+from core.models import load_schema
+from core.options import (
+    DEFAULT_STRATEGY,
+    add_dataset_options,
+    add_endpoint_options,
+    add_simulator_options,
+    add_strategy_options,
+    client_options_from_args,
+    endpoint_from_args,
+    positive_int,
+    resolve_dataset,
+    server_config_from_args,
+)
+from core.recorder import recording, run_meta
+from core.report import format_stats_line, progress_display, stats_table
+from core.runner import Run
+from core.stats import RunStats, ideal_elapsed
+from core.store import Store, resolve_store_path
+from core.strategies import STRATEGIES
+
+EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def fail(message: str) -> int:
+    print(f"fanout: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def warn(message: str) -> None:
+    print(f"fanout: warning: {message}", file=sys.stderr)
+
+
+# -- fanout run ---------------------------------------------------------------
+
+
+def run_parser(prog: str = "fanout run") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run one strategy over a dataset, headless, with a progress bar on "
+        "stderr. Results go to --out (.csv or .jsonl), or as JSONL to stdout.",
+    )
+    parser.add_argument(
+        "dataset", nargs="?", help="CSV, JSONL, JSON or text file (default: the bundled people.csv)"
+    )
+    parser.add_argument("--out", "-o", metavar="PATH", help="write results here (.csv or .jsonl)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_dataset_options(parser)
+    add_strategy_options(parser, default=DEFAULT_STRATEGY)
+    add_endpoint_options(parser)
+    add_simulator_options(parser)
+    group = parser.add_argument_group("run store", "Every run is recorded, so it can be resumed.")
+    group.add_argument(
+        "--store",
+        metavar="PATH",
+        help="record the run in this SQLite file (default: $FANOUT_STORE, else runs.sqlite3 "
+        "in the user data folder)",
+    )
+    group.add_argument("--no-store", action="store_true", help="do not record this run")
+    return parser
+
+
+def load_inputs(args: argparse.Namespace) -> tuple[Dataset, type[BaseModel]]:
+    dataset = load_dataset(resolve_dataset(args.dataset), text_column=args.text_column)
+    for message in dataset.warnings:
+        warn(message)
+    return dataset, load_schema(args.schema)
+
+
+def run_main(argv: Sequence[str]) -> int:
+    args = run_parser().parse_args(argv)
+    try:
+        dataset, schema = load_inputs(args)
+        out = Path(args.out).expanduser() if args.out else None
+        if out is not None:
+            export_format(out)  # a bad name fails now, not after the run
+            if not out.parent.is_dir() and str(out.parent):
+                return fail(f"{out}: folder {out.parent} does not exist")
+        store = None if args.no_store else Store(resolve_store_path(args.store))
+        try:
+            return asyncio.run(_run(args, dataset, schema, out, store))
+        finally:
+            if store is not None:
+                store.close()
+    except FanoutError as exc:
+        return fail(str(exc))
+
+
+async def _run(
+    args: argparse.Namespace,
+    dataset: Dataset,
+    schema: type[BaseModel],
+    out: Path | None,
+    store: Store | None = None,
+) -> int:
+    choice = endpoint_from_args(args)
+    async with Engine(
+        choice, server=server_config_from_args(args), options=client_options_from_args(args)
+    ) as engine:
+        for message in await engine.preflight():
+            warn(message)
+        async with engine.run(
+            dataset.records,
+            schema,
+            strategy=args.strategy,
+            concurrency=args.concurrency,
+            max_error_rate=args.max_error_rate,
+        ) as run:
+            meta = run_meta(
+                dataset=dataset,
+                schema_spec=args.schema,
+                schema=schema,
+                strategy=args.strategy,
+                concurrency=args.concurrency,
+                endpoint=engine.endpoint,
+                options=engine.options,
+                max_error_rate=args.max_error_rate,
+            )
+            async with recording(store, run, meta, on_warning=warn) as recorder:
+                if recorder is not None:
+                    where = f"(store: {recorder.path})"
+                    print(f"fanout: run {recorder.run_id} {where}", file=sys.stderr)
+                interrupted = await _execute_with_progress(
+                    run, f"{dataset.name} · {args.strategy}", quiet=args.quiet
+                )
+    assert run.stats is not None
+    if out is not None:
+        try:
+            export_results(run.rows, schema, out)
+        except ExportError as exc:
+            if recorder is None:
+                raise
+            raise ExportError(
+                f"{exc}; the results are in the run store: fanout export {recorder.run_id} "
+                "OTHER.csv" + (f" --store {recorder.path}" if args.store else "")
+            ) from None
+    else:
+        sys.stdout.write(results_jsonl(run.rows))
+        sys.stdout.flush()
+    print(format_stats_line(run.stats, out), file=sys.stderr)
+    if run.stats.stopped_reason and not interrupted:
+        warn(run.stats.stopped_reason)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if run.stats.ok == run.stats.records else EXIT_ROWS_FAILED
+
+
+async def _execute_with_progress(run: Run, title: str, *, quiet: bool) -> bool:
+    """Execute with a live progress bar; Ctrl-C stops gracefully, a second one aborts."""
+    interrupts = 0
+
+    def on_sigint() -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            print(
+                "\nfanout: stopping: no new requests, cancelling those in flight "
+                "(Ctrl-C again to quit at once)",
+                file=sys.stderr,
+            )
+            run.stop("cancelled (Ctrl-C)")
+        else:
+            run.abort()
+
+    loop = asyncio.get_running_loop()
+    with suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    try:
+        with progress_display(run, title, enabled=not quiet and sys.stderr.isatty()) as tick:
+            task = asyncio.create_task(run.execute())
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.1)
+                tick()
+            with suppress(asyncio.CancelledError):
+                await task
+    finally:
+        with suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+    return interrupts > 0
+
+
+# -- fanout bench -------------------------------------------------------------
+
+
+def bench_parser(prog: str = "fanout bench") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run strategies one after another against the same endpoint and print "
+        "the article's table: elapsed, time to first result, errors, throughput, latency.",
+    )
+    parser.add_argument("dataset", nargs="?", help="dataset file (default: the bundled people.csv)")
+    parser.add_argument(
+        "--strategies",
+        default="all",
+        metavar="LIST",
+        help=f"'all' or a comma-separated list of: {', '.join(STRATEGIES)}",
+    )
+    parser.add_argument(
+        "--repeat", type=positive_int, default=1, metavar="K", help="run each strategy K times"
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON list, one object per run")
+    add_dataset_options(parser)
+    add_strategy_options(parser, default=None)
+    add_endpoint_options(parser)
+    add_simulator_options(parser)
+    return parser
+
+
+def parse_strategies(text: str) -> list[str]:
+    if text.strip().lower() == "all":
+        return list(STRATEGIES)
+    names = [part.strip().lower().replace("-", "_") for part in text.split(",") if part.strip()]
+    unknown = [n for n in names if n not in STRATEGIES]
+    if unknown or not names:
+        raise FanoutError(
+            f"unknown strategy {', '.join(unknown) or text!r}; use 'all' or a comma-separated "
+            f"list of: {', '.join(STRATEGIES)}"
+        )
+    return names
+
+
+def bench_main(argv: Sequence[str]) -> int:
+    args = bench_parser().parse_args(argv)
+    try:
+        strategies = parse_strategies(args.strategies)
+        dataset, schema = load_inputs(args)
+        results = asyncio.run(_bench(args, dataset, schema, strategies))
+    except FanoutError as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    if args.json:
+        print(json.dumps([entry for entry, _ in results], indent=2))
+    else:
+        stats_table([stats for _, stats in results], ideal=[e.get("ideal_s") for e, _ in results])
+    return (
+        EXIT_OK if all(s.failed == 0 and s.cancelled == 0 for _, s in results) else EXIT_ROWS_FAILED
+    )
+
+
+async def _bench(
+    args: argparse.Namespace, dataset: Dataset, schema: type[BaseModel], strategies: list[str]
+) -> list[tuple[dict[str, Any], RunStats]]:
+    server = server_config_from_args(args)
+    choice = endpoint_from_args(args)
+    results: list[tuple[dict[str, Any], RunStats]] = []
+    async with Engine(choice, server=server, options=client_options_from_args(args)) as engine:
+        for message in await engine.preflight():
+            warn(message)
+        for repeat in range(args.repeat):
+            for strategy in strategies:
+                async with engine.run(
+                    dataset.records,
+                    schema,
+                    strategy=strategy,
+                    concurrency=args.concurrency,
+                    max_error_rate=args.max_error_rate,
+                ) as run:
+                    stats = await run.execute()
+                entry = bench_entry(stats, repeat, dataset, engine, server)
+                results.append((entry, stats))
+                print(format_stats_line(stats, None), file=sys.stderr)
+    return results
+
+
+def bench_entry(
+    stats: RunStats,
+    repeat: int,
+    dataset: Dataset,
+    engine: Engine,
+    server: ServerConfig,
+) -> dict[str, Any]:
+    entry = stats.to_dict()
+    entry["concurrency"] = stats.concurrency
+    entry["repeat"] = repeat + 1
+    entry["dataset"] = dataset.name
+    entry["endpoint"] = engine.endpoint.label
+    ideal = None
+    if engine.endpoint.is_simulator and server.jitter == 0 and server.latency > 0:
+        k = {"sequential": 1}.get(stats.strategy, stats.concurrency or stats.records)
+        ideal = ideal_elapsed(stats.records, k, server.latency)
+    entry["ideal_s"] = ideal
+    entry["vs_ideal"] = stats.elapsed_s / ideal if ideal else None
+    return entry
+
+
+# -- dispatch -------------------------------------------------------------------
+
+
+def serve_main(argv: Sequence[str]) -> int:
+    from core.localserver.cli import main
+
+    code: int = main(list(argv))
+    return code
+
+
+def runs_main(argv: Sequence[str]) -> int:
+    from core.cli_store import runs_main as main
+
+    return main(argv)
+
+
+def export_main(argv: Sequence[str]) -> int:
+    from core.cli_store import export_main as main
+
+    return main(argv)
+
+
+def resume_main(argv: Sequence[str]) -> int:
+    from core.cli_store import resume_main as main
+
+    return main(argv)
+
+
+COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
+    "run": (run_main, "run one strategy headless, results to a file or stdout"),
+    "bench": (bench_main, "compare strategies on one endpoint: the article's table"),
+    "serve": (serve_main, "run the built-in OpenAI-compatible simulator alone"),
+    "runs": (runs_main, "list the recorded runs, newest first"),
+    "export": (export_main, "export a recorded run's results to .csv or .jsonl"),
+    "resume": (resume_main, "finish a recorded run: send only the rows not yet ok"),
+}
+
+
+def main(argv: Sequence[str]) -> int:
+    command, *rest = argv
+    handler, _ = COMMANDS[command]
+    return handler(rest)
