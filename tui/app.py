@@ -1,0 +1,443 @@
+"""The fanout dashboard.
+
+Handlers are short: they start a worker or push a screen. Extraction runs in
+an async worker on the app's own loop; the run's events land in a
+``RunFeed`` and a timer moves them to the widgets a batch at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import BaseModel
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.widgets import Button, DataTable, Footer, RadioSet
+
+from core.client import Endpoint
+from core.dataset import Dataset, Record, load_dataset
+from core.engine import Engine
+from core.errors import FanoutError
+from core.export import export_results, export_runs
+from core.models import load_schema
+from core.results import Row
+from core.runner import Run
+from core.strategies import ARTICLE_STRATEGIES, LABELS, STRATEGIES, USES_CONCURRENCY
+from tui.live import RunFeed
+from tui.screens.detail import RowDetailScreen
+from tui.screens.export import ExportChoice, ExportScreen
+from tui.screens.help import HelpScreen
+from tui.screens.open_dataset import OpenDatasetScreen
+from tui.settings import DashboardSettings, settings_from_args
+from tui.widgets.chart import InFlightChart, Series
+from tui.widgets.controls import SemaphoreControl, StrategyPicker
+from tui.widgets.header import DatasetBar
+from tui.widgets.results_table import ResultsTable
+from tui.widgets.runs_table import RunsTable
+from tui.widgets.stats_bar import StatsBar
+
+TICK_SECONDS = 1 / 15
+"""How often buffered run events reach the widgets."""
+ROWS_PER_TICK = 250
+"""At most this many table rows are added per tick (about 35 ms of DataTable work)."""
+CHART_EVERY = 4
+"""Redraw the chart every this many ticks."""
+
+
+class EngineLike(Protocol):
+    """What the dashboard needs from an engine (the real one, or a test double)."""
+
+    @property
+    def endpoint(self) -> Endpoint: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def preflight(self) -> list[str]: ...
+
+    def run(
+        self,
+        records: Sequence[Record],
+        schema: type[BaseModel],
+        *,
+        strategy: str,
+        concurrency: int,
+        max_error_rate: float | None = None,
+    ) -> AbstractAsyncContextManager[Run]: ...
+
+
+EngineFactory = Callable[[DashboardSettings], EngineLike]
+
+
+def default_engine(settings: DashboardSettings) -> EngineLike:
+    return Engine(settings.endpoint, server=settings.server, options=settings.client)
+
+
+class FanoutApp(App[int]):
+    CSS_PATH = "fanout.tcss"
+    TITLE = "fanout"
+    BINDINGS = [
+        Binding("r", "run", "Run"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("a", "compare_all", "Compare all"),
+        Binding("e", "export", "Export"),
+        Binding("o", "open_dataset", "Open"),
+        Binding("1", "pick(1)", "for loop", show=False),
+        Binding("2", "pick(2)", "gather", show=False),
+        Binding("3", "pick(3)", "as_completed", show=False),
+        Binding("4", "pick(4)", "gather+sem", show=False),
+        Binding("5", "pick(5)", "as_completed+sem", show=False),
+        Binding("6", "pick(6)", "adaptive", show=False),
+        Binding("plus,equals_sign", "semaphore(1)", "Sem +", key_display="+"),
+        Binding("minus,underscore", "semaphore(-1)", "Sem -", key_display="-"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    running: reactive[bool] = reactive(False)
+    strategy: reactive[str] = reactive("sequential", init=False)
+    """The selected strategy: keys set it at once, the picker follows."""
+
+    def __init__(
+        self,
+        settings: DashboardSettings,
+        dataset: Dataset,
+        schema: type[BaseModel],
+        *,
+        engine_factory: EngineFactory = default_engine,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.dataset = dataset
+        self.schema = schema
+        self.engine: EngineLike = engine_factory(settings)
+        self._engine_ready: asyncio.Future[EngineLike] | None = None
+        self.feed: RunFeed | None = None
+        self.series: Series | None = None
+        self.last_run: Run | None = None
+        self._ticks = 0
+        self._stop_plan = False
+        self.set_reactive(FanoutApp.strategy, settings.strategy)
+        self.now: Callable[[], datetime] = datetime.now
+        """Time for default export names (tests pin it)."""
+
+    # -- layout ---------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield DatasetBar(id="dataset-bar")
+        with Horizontal(id="top"):
+            picker = StrategyPicker(self.settings.strategy, id="strategy")
+            picker.border_title = "strategy"
+            yield picker
+            with Vertical(id="middle"):
+                with Horizontal(id="actions"):
+                    yield SemaphoreControl(self.settings.concurrency, id="semaphore")
+                    yield Button("Run", variant="success", id="run")
+                    yield Button("Cancel", variant="error", id="cancel", disabled=True)
+                    yield Button("Compare", id="compare")
+                    yield Button("Export", id="export")
+                yield StatsBar(id="stats")
+            yield InFlightChart(id="chart")
+        yield ResultsTable(id="results")
+        runs = RunsTable(id="runs")
+        runs.border_title = "runs: the article's table, measured"
+        yield runs
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(ResultsTable).set_schema(self.schema)
+        self.query_one(ResultsTable).border_title = "results (in the order requests finished)"
+        self.query_one(SemaphoreControl).set_active(self.strategy)
+        self.query_one(StatsBar).clear(len(self.dataset))
+        self._show_header(starting=True)
+        self.set_interval(TICK_SECONDS, self._tick)
+        self._engine_ready = asyncio.get_running_loop().create_future()
+        self.start_engine()
+        # Long runs allocate many small objects; freezing what exists at start-up
+        # keeps gen-2 collections (100+ ms pauses) from scanning it again and again.
+        gc.freeze()
+
+    async def on_unmount(self) -> None:
+        if self.feed is not None:
+            self.feed.run.abort()
+        await self.engine.close()
+
+    # -- state ----------------------------------------------------------------
+
+    def watch_strategy(self, strategy: str) -> None:
+        self.query_one(StrategyPicker).select(strategy)
+        self.query_one(SemaphoreControl).set_active(strategy)
+
+    @property
+    def concurrency(self) -> int:
+        return self.query_one(SemaphoreControl).value
+
+    def watch_running(self, running: bool) -> None:
+        self.query_one("#run", Button).disabled = running
+        self.query_one("#compare", Button).disabled = running
+        self.query_one("#cancel", Button).disabled = not running
+        self.set_class(running, "running")
+
+    def _show_header(self, *, starting: bool = False) -> None:
+        choice = self.settings.endpoint
+        try:
+            endpoint = self.engine.endpoint
+            label, simulated = endpoint.label, endpoint.is_simulator
+        except RuntimeError:
+            label = "starting local simulator…" if choice.kind == "local" else "connecting…"
+            simulated = choice.kind == "local"
+        self.query_one(DatasetBar).show(
+            dataset=self.dataset.path.name,
+            rows=len(self.dataset),
+            endpoint=label,
+            simulated=simulated,
+            model=choice.model,
+            schema=self.schema.__name__,
+            mode=self.settings.client.mode,
+        )
+
+    # -- engine ---------------------------------------------------------------
+
+    @work(group="engine", exit_on_error=False)
+    async def start_engine(self) -> None:
+        assert self._engine_ready is not None
+        try:
+            await self.engine.start()
+            for warning in await self.engine.preflight():
+                self.notify(warning, title="endpoint", severity="warning", timeout=10)
+        except FanoutError as exc:
+            self.notify(str(exc), title="endpoint", severity="error", timeout=30)
+            self._engine_ready.set_exception(exc)
+            self._engine_ready.exception()  # retrieved here; runs report it again
+            return
+        self._engine_ready.set_result(self.engine)
+        self._show_header()
+
+    async def _ready_engine(self) -> EngineLike:
+        assert self._engine_ready is not None
+        return await asyncio.shield(self._engine_ready)
+
+    # -- actions ----------------------------------------------------------------
+
+    def action_pick(self, number: int) -> None:
+        names = list(STRATEGIES)
+        if 1 <= number <= len(names):
+            self.strategy = names[number - 1]
+
+    def action_semaphore(self, direction: int) -> None:
+        self.query_one(SemaphoreControl).step(direction)
+
+    def action_run(self) -> None:
+        self._start([(self.strategy, self.concurrency)])
+
+    def action_compare_all(self) -> None:
+        self._start([(name, self.concurrency) for name in ARTICLE_STRATEGIES])
+
+    def _start(self, plan: list[tuple[str, int]]) -> None:
+        if self.running:
+            self.notify(
+                "a run is in progress: press c to cancel it first", severity="warning", timeout=4
+            )
+            return
+        self.running = True
+        self._stop_plan = False
+        self.run_plan(plan)
+
+    def action_cancel(self) -> None:
+        if self.feed is None or not self.running:
+            self.notify("nothing is running", timeout=3)
+            return
+        self._stop_plan = True
+        self.feed.run.stop("cancelled")
+        self.notify("cancelling: no new requests; finished rows are kept", timeout=4)
+
+    def action_export(self) -> None:
+        strategy = self.last_run.strategy if self.last_run is not None else self.strategy
+        self.push_screen(ExportScreen(self.dataset.name, strategy, now=self.now()), self._export)
+
+    def _export(self, choice: ExportChoice | None) -> None:
+        if choice is None:
+            return
+        try:
+            if choice.what == "runs":
+                history = self.query_one(RunsTable).history
+                if not history:
+                    self.notify("no runs yet: press r to run", severity="warning")
+                    return
+                extra = [{"run": i + 1, "dataset": name} for i, (name, _) in enumerate(history)]
+                path = export_runs([s for _, s in history], choice.path, extra)
+            else:
+                if self.last_run is None:
+                    self.notify("no results yet: press r to run", severity="warning")
+                    return
+                path = export_results(self.last_run.rows, self.schema, choice.path)
+        except FanoutError as exc:
+            self.notify(str(exc), title="export failed", severity="error", timeout=10)
+            return
+        self.notify(f"wrote {path}", title="exported", timeout=8)
+
+    def action_open_dataset(self) -> None:
+        if self.running:
+            self.notify("cancel the run (c) before opening another dataset", severity="warning")
+            return
+        self.push_screen(
+            OpenDatasetScreen(self.dataset.path, self.dataset.text_column), self._opened
+        )
+
+    def _opened(self, dataset: Dataset | None) -> None:
+        if dataset is None:
+            return
+        self.dataset = dataset
+        self.last_run = None
+        self.query_one(ResultsTable).reset()
+        self.query_one(StatsBar).clear(len(dataset))
+        self._show_header()
+        for warning in dataset.warnings:
+            self.notify(warning, severity="warning")
+        self.notify(f"opened {dataset.path.name}: {len(dataset):,} rows", timeout=4)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        if self.feed is not None and self.running:
+            self.feed.run.stop("quit")
+        self.exit(0)
+
+    # -- widgets talking up ------------------------------------------------------
+
+    @on(Button.Pressed, "#run")
+    def _run_pressed(self) -> None:
+        self.action_run()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()
+
+    @on(Button.Pressed, "#compare")
+    def _compare_pressed(self) -> None:
+        self.action_compare_all()
+
+    @on(Button.Pressed, "#export")
+    def _export_pressed(self) -> None:
+        self.action_export()
+
+    @on(RadioSet.Changed, "#strategy")
+    def _strategy_changed(self) -> None:
+        self.strategy = self.query_one(StrategyPicker).strategy
+
+    @on(DataTable.RowSelected, "#results")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        row = self.query_one(ResultsTable).row_for_key(event.row_key.value)
+        if row is not None:
+            self.push_screen(RowDetailScreen(row))
+
+    # -- running -------------------------------------------------------------------
+
+    @work(group="runs", exclusive=True, exit_on_error=False)
+    async def run_plan(self, plan: list[tuple[str, int]]) -> None:
+        try:
+            engine = await self._ready_engine()
+        except FanoutError as exc:
+            self.notify(f"cannot run: {exc}", severity="error", timeout=15)
+            self.running = False
+            return
+        try:
+            for strategy, concurrency in plan:
+                if self._stop_plan:
+                    break
+                self.strategy = strategy
+                await self._one_run(engine, strategy, concurrency)
+        finally:
+            self.running = False
+
+    async def _one_run(self, engine: EngineLike, strategy: str, concurrency: int) -> None:
+        table = self.query_one(ResultsTable)
+        table.reset()
+        records = self.dataset.records
+        self.query_one(StatsBar).clear(len(records))
+        limit = (
+            concurrency
+            if strategy in USES_CONCURRENCY
+            else (1 if strategy == "sequential" else None)
+        )
+        async with engine.run(
+            records,
+            self.schema,
+            strategy=strategy,
+            concurrency=concurrency,
+            max_error_rate=self.settings.max_error_rate,
+        ) as run:
+            feed = RunFeed(run, limit)
+            self.feed, self.last_run = feed, run
+            number = len(self.query_one(RunsTable).history) + 1
+            self.series = self.query_one(InFlightChart).start_series(
+                strategy, run.semaphore, number
+            )
+            self.series.samples = feed.samples
+            try:
+                stats = await run.execute()
+            finally:
+                feed.close()
+                self._drain(feed)
+        self.query_one(RunsTable).add_stats(self.dataset.name, stats)
+        if stats.stopped_reason and stats.stopped_reason != "cancelled":
+            self.notify(stats.stopped_reason, severity="warning", timeout=10)
+        elif stats.failed:
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(stats.errors_by_kind.items()))
+            self.notify(
+                f"{LABELS.get(strategy, strategy)}: {stats.failed} of {stats.records} rows "
+                f"failed ({kinds}); enter on a row shows why",
+                severity="warning",
+                timeout=8,
+            )
+
+    def _drain(self, feed: RunFeed) -> None:
+        """Show everything the run produced (at its end)."""
+        table = self.query_one(ResultsTable)
+        while feed.finished:
+            table.add_results(feed.take(len(feed.finished)))
+        table.timeline.scale = max(feed.run.elapsed, 1e-3)
+        table.repaint()
+        self.query_one(StatsBar).show(feed.snapshot())
+        self.query_one(InFlightChart).redraw()
+
+    def _tick(self) -> None:
+        feed = self.feed
+        if feed is None or feed.ended is not None:
+            return
+        self._ticks += 1
+        table = self.query_one(ResultsTable)
+        table.timeline.scale = max(feed.run.elapsed, 1e-3)
+        rows: list[Row] = feed.take(ROWS_PER_TICK)
+        if rows:
+            table.add_results(rows)
+        else:
+            table.repaint()
+        feed.take_deliveries()
+        self.query_one(StatsBar).show(feed.snapshot())
+        if self._ticks % CHART_EVERY == 0:
+            self.query_one(InFlightChart).redraw()
+
+
+def load_for_dashboard(settings: DashboardSettings) -> tuple[Dataset, type[BaseModel]]:
+    dataset = load_dataset(settings.dataset, text_column=settings.text_column)
+    return dataset, load_schema(settings.schema)
+
+
+def app_from_args(args: argparse.Namespace, dataset_path: Path) -> FanoutApp:
+    """Build the app from command-line options; FanoutError for bad input."""
+    settings = settings_from_args(args, dataset_path)
+    dataset, schema = load_for_dashboard(settings)
+    return FanoutApp(settings, dataset, schema)

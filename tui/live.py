@@ -1,0 +1,115 @@
+"""Between a running Run and the screen: collect events cheaply, hand them over per frame.
+
+The run calls ``RunFeed`` for every event on the event loop, so the listener
+only appends to buffers. The app drains the buffers on a timer (a few times
+per frame budget), which keeps thousands of completions per second from
+starving input handling.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from dataclasses import dataclass
+
+from core.events import Event, RowDelivered, RowFinished, RowStarted, RunEnded
+from core.results import Row, Status
+from core.runner import Run
+from core.stats import RunStats, percentile
+
+
+@dataclass(frozen=True)
+class LiveStats:
+    """What the stats bar shows at one moment."""
+
+    elapsed: float
+    in_flight: int
+    limit: int | None
+    done: int
+    total: int
+    ok: int
+    failed: int
+    cancelled: int
+    retries: int
+    throughput: float
+    p50: float | None
+    p95: float | None
+    first_result: float | None
+    tokens: int
+    cost_usd: float
+    running: bool
+    stopping: bool
+    errors_by_kind: dict[str, int]
+
+
+class RunFeed:
+    """Buffers a run's events for the UI; one per run."""
+
+    def __init__(self, run: Run, limit: int | None) -> None:
+        self.run = run
+        self.limit = limit
+        self.finished: deque[Row] = deque()
+        self.delivered_since_drain = 0
+        self.latencies: list[float] = []
+        self.first_result: float | None = None
+        self.errors_by_kind: dict[str, int] = {}
+        self.ended: RunStats | None = None
+        self.samples: list[tuple[float, int]] = [(0.0, 0)]
+        """(elapsed, in flight) at every start and finish: the chart's step line."""
+        self._unsubscribe = run.subscribe(self.on_event)
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, RowStarted):
+            self.samples.append((event.at, self.run.in_flight))
+        elif isinstance(event, RowFinished):
+            self.samples.append((event.at, self.run.in_flight))
+            row = self.run.rows[event.index]
+            self.finished.append(row)
+            if row.status is Status.OK and row.latency_s is not None:
+                bisect.insort(self.latencies, row.latency_s)
+            elif row.status is Status.FAILED and row.error_kind is not None:
+                kind = row.error_kind.value
+                self.errors_by_kind[kind] = self.errors_by_kind.get(kind, 0) + 1
+        elif isinstance(event, RowDelivered):
+            self.delivered_since_drain += 1
+            if self.first_result is None and self.run.rows[event.index].status is Status.OK:
+                self.first_result = event.at
+        elif isinstance(event, RunEnded):
+            self.ended = event.stats
+
+    def take(self, budget: int) -> list[Row]:
+        """Up to ``budget`` newly finished rows, oldest first."""
+        count = min(budget, len(self.finished))
+        return [self.finished.popleft() for _ in range(count)]
+
+    def take_deliveries(self) -> int:
+        count, self.delivered_since_drain = self.delivered_since_drain, 0
+        return count
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    def snapshot(self) -> LiveStats:
+        run = self.run
+        elapsed = run.elapsed
+        completed = run.ok + run.failed
+        return LiveStats(
+            elapsed=elapsed,
+            in_flight=run.in_flight,
+            limit=self.limit,
+            done=run.finished,
+            total=run.total,
+            ok=run.ok,
+            failed=run.failed,
+            cancelled=run.cancelled,
+            retries=run.retries,
+            throughput=completed / elapsed if elapsed > 0 else 0.0,
+            p50=percentile(self.latencies, 50),
+            p95=percentile(self.latencies, 95),
+            first_result=self.first_result,
+            tokens=run.prompt_tokens + run.completion_tokens,
+            cost_usd=run.cost_usd,
+            running=run.is_running,
+            stopping=run.stopping,
+            errors_by_kind=dict(self.errors_by_kind),
+        )

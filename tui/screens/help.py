@@ -1,0 +1,54 @@
+"""Keys and what each strategy does."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP = """\
+# fanout
+
+Run structured extraction over a dataset and watch what each asyncio
+strategy does to **time**, **order** and **load**.
+
+| key | action |
+|---|---|
+| `r` | run the selected strategy |
+| `c` | cancel the run (finished rows are kept) |
+| `a` | compare all: run the five strategies in turn |
+| `1`–`5` | pick a strategy |
+| `+` `-` | semaphore size (4, 5) |
+| `e` | export the results (or the runs table) to CSV/JSONL |
+| `o` | open another dataset |
+| `enter` | details of the selected row |
+| `?` | this help |
+| `q` | quit |
+
+## The strategies (from instructor's asyncio article)
+
+1. **for loop**: `await` each request before the next. One in flight; time ≈ N × latency.
+2. **asyncio.gather**: send all at once; results arrive all together at the end, in input order.
+3. **asyncio.as_completed**: send all at once; take each result as it arrives (completion order).
+4. **gather + Semaphore**: at most *k* in flight; results at the end, in order.
+   Time ≈ ⌈N/k⌉ × latency.
+5. **as_completed + Semaphore**: at most *k* in flight, results as they arrive. Kind to rate limits.
+
+The **waterfall** column draws each request from start to finish across the
+run (dots: waiting for a semaphore slot); **◆** marks when the strategy
+handed the result to your code. With gather every ◆ sits at the end.
+
+The built-in local endpoint is a **simulator**: it fills the schema from the
+text with simple rules and sleeps a configurable latency. It is not a
+language model.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help", classes="dialog"):
+            yield Markdown(HELP)

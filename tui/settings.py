@@ -1,0 +1,45 @@
+"""What the dashboard starts with: dataset, schema, strategy and endpoint, from the command line."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.client import EndpointChoice, choose_endpoint
+from core.engine import ClientOptions
+from core.localserver import ServerConfig
+from core.options import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_STRATEGY,
+    client_options_from_args,
+    endpoint_from_args,
+    server_config_from_args,
+)
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    dataset: Path
+    text_column: str | None = None
+    schema: str = "Person"
+    strategy: str = DEFAULT_STRATEGY
+    concurrency: int = DEFAULT_CONCURRENCY
+    endpoint: EndpointChoice = field(default_factory=lambda: choose_endpoint(local=True))
+    client: ClientOptions = field(default_factory=ClientOptions)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    max_error_rate: float | None = None
+
+
+def settings_from_args(args: argparse.Namespace, dataset: Path) -> DashboardSettings:
+    return DashboardSettings(
+        dataset=dataset,
+        text_column=args.text_column,
+        schema=args.schema,
+        strategy=args.strategy,
+        concurrency=args.concurrency,
+        endpoint=endpoint_from_args(args),
+        client=client_options_from_args(args),
+        server=server_config_from_args(args),
+        max_error_rate=args.max_error_rate,
+    )

@@ -1,0 +1,106 @@
+"""Strategy picker, semaphore size, and the run buttons."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Button, Label, RadioButton, RadioSet
+
+from core.strategies import LABELS, STRATEGIES, USES_CONCURRENCY
+
+MAX_SEMAPHORE = 10_000
+
+
+class StrategyPicker(RadioSet):
+    """The article's five strategies; keys 1-5 pick them too."""
+
+    def __init__(self, selected: str, **kwargs: object) -> None:
+        super().__init__(
+            *(
+                RadioButton(f"{number} {LABELS[name]}", value=name == selected, name=name)
+                for number, name in enumerate(STRATEGIES, start=1)
+            ),
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    @property
+    def strategy(self) -> str:
+        button = self.pressed_button
+        return button.name if button is not None and button.name else next(iter(STRATEGIES))
+
+    def select(self, strategy: str) -> None:
+        for button in self.query(RadioButton):
+            if button.name == strategy and not button.value:
+                button.value = True
+
+
+class SemaphoreControl(Horizontal):
+    """``-`` n ``+``: the semaphore size, greyed out for strategies that ignore it."""
+
+    value: reactive[int] = reactive(2)
+
+    class Changed(Message):
+        def __init__(self, control: SemaphoreControl, value: int) -> None:
+            super().__init__()
+            self.value = value
+            self._control = control
+
+        @property
+        def control(self) -> SemaphoreControl:
+            return self._control
+
+    def __init__(self, value: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.set_reactive(SemaphoreControl.value, value)
+
+    def compose(self) -> ComposeResult:
+        yield Label("semaphore", classes="caption")
+        yield Button("-", id="sem-down", classes="tiny")
+        yield Label(str(self.value), id="sem-value")
+        yield Button("+", id="sem-up", classes="tiny")
+
+    def validate_value(self, value: int) -> int:
+        return max(1, min(MAX_SEMAPHORE, value))
+
+    def watch_value(self, value: int) -> None:
+        if self.is_mounted:
+            self.query_one("#sem-value", Label).update(str(value))
+        self.post_message(self.Changed(self, value))
+
+    def step(self, direction: int) -> None:
+        """+/-: 1, 2, 3 ... 10, then 20, 50, 100, 200, 500, 1000 ... (powers of ten x 1/2/5)."""
+        self.value = next_step(self.value, direction)
+
+    @on(Button.Pressed, "#sem-down")
+    def _down(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.step(-1)
+
+    @on(Button.Pressed, "#sem-up")
+    def _up(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.step(1)
+
+    def set_active(self, strategy: str) -> None:
+        self.set_class(strategy not in USES_CONCURRENCY, "unused")
+
+
+def next_step(value: int, direction: int) -> int:
+    if direction > 0:
+        if value < 10:
+            return value + 1
+        for ladder in _ladder():
+            if ladder > value:
+                return min(MAX_SEMAPHORE, ladder)
+        return MAX_SEMAPHORE
+    if value <= 10:
+        return max(1, value - 1)
+    below = [step for step in _ladder() if step < value]
+    return max(10, below[-1]) if below else 10
+
+
+def _ladder() -> list[int]:
+    return [m * 10**p for p in range(1, 5) for m in (1, 2, 5)]

@@ -1,0 +1,64 @@
+"""Every run of this session, side by side: the article's table, measured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.widgets import DataTable
+
+from core.stats import RunStats
+from core.strategies import LABELS
+from tui.widgets.stats_bar import secs
+
+COLUMNS = (
+    ("#", 3),
+    ("strategy", 24),
+    ("semaphore", 9),
+    ("rows", 6),
+    ("ok", 6),
+    ("failed", 6),
+    ("elapsed", 9),
+    ("first result", 12),
+    ("rows/s", 8),
+    ("p50", 8),
+    ("p95", 8),
+    ("max in flight", 13),
+    ("tokens", 8),
+    ("note", 30),
+)
+
+
+class RunsTable(DataTable[Any]):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.history: list[tuple[str, RunStats]] = []
+
+    def on_mount(self) -> None:
+        for label, width in COLUMNS:
+            self.add_column(label, width=width)
+
+    def add_stats(self, dataset: str, stats: RunStats) -> None:
+        self.history.append((dataset, stats))
+        number = len(self.history)
+        note = stats.stopped_reason or ""
+        if stats.errors_by_kind:
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(stats.errors_by_kind.items()))
+            note = f"{kinds}; {note}" if note else kinds
+        self.add_row(
+            str(number),
+            LABELS.get(stats.strategy, stats.strategy),
+            str(stats.concurrency) if stats.concurrency else "—",
+            str(stats.records),
+            str(stats.ok),
+            str(stats.failed + stats.cancelled),
+            secs(stats.elapsed_s),
+            secs(stats.first_result_s),
+            f"{stats.throughput_rps:.1f}",
+            secs(stats.p50_latency_s),
+            secs(stats.p95_latency_s),
+            str(stats.max_in_flight),
+            f"{stats.total_tokens:,}",
+            note,
+            key=str(number),
+        )
+        self.move_cursor(row=self.row_count - 1)

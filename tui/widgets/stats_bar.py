@@ -1,0 +1,72 @@
+"""Live figures for the current run: elapsed, in flight, progress, failures, speed, latency."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import ProgressBar, Static
+
+from tui.live import LiveStats
+
+
+def secs(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f} s"
+
+
+class Stat(Static):
+    """A label over a value."""
+
+    def __init__(self, label: str, *, id: str) -> None:
+        super().__init__(id=id, classes="stat")
+        self.label = label
+        self.set_value("—")
+
+    def set_value(self, value: str) -> None:
+        self.update(f"[b]{self.label}[/b]\n{value}")
+
+
+class StatsBar(Horizontal):
+    def compose(self) -> ComposeResult:
+        yield Stat("elapsed", id="stat-elapsed")
+        yield Stat("in flight/limit", id="stat-inflight")
+        yield Stat("done", id="stat-done")
+        yield Stat("failed", id="stat-failed")
+        yield Stat("rows/s", id="stat-throughput")
+        yield Stat("p50 / p95", id="stat-latency")
+        yield Stat("first result", id="stat-first")
+        yield Stat("tokens · cost", id="stat-tokens")
+        yield ProgressBar(total=1, show_eta=False, id="progress")
+
+    def show(self, stats: LiveStats) -> None:
+        self.query_one("#stat-elapsed", Stat).set_value(
+            secs(stats.elapsed) + (" · stopping" if stats.stopping else "")
+        )
+        limit = "∞" if stats.limit is None else str(stats.limit)
+        self.query_one("#stat-inflight", Stat).set_value(f"{stats.in_flight} / {limit}")
+        self.query_one("#stat-done", Stat).set_value(f"{stats.done} / {stats.total}")
+        progress = self.query_one("#progress", ProgressBar)
+        progress.update(total=max(1, stats.total), progress=stats.done)
+        failed = str(stats.failed)
+        if stats.errors_by_kind:
+            failed += (
+                " (" + ", ".join(f"{k} {n}" for k, n in sorted(stats.errors_by_kind.items())) + ")"
+            )
+        if stats.cancelled:
+            failed += f" · {stats.cancelled} cancelled"
+        failed_stat = self.query_one("#stat-failed", Stat)
+        failed_stat.set_value(failed)
+        failed_stat.set_class(stats.failed > 0, "bad")
+        self.query_one("#stat-throughput", Stat).set_value(f"{stats.throughput:.1f}")
+        self.query_one("#stat-latency", Stat).set_value(f"{secs(stats.p50)} / {secs(stats.p95)}")
+        self.query_one("#stat-first", Stat).set_value(secs(stats.first_result))
+        tokens = f"{stats.tokens:,} · ${stats.cost_usd:.4f}"
+        if stats.retries:
+            tokens += f" · {stats.retries} retries"
+        self.query_one("#stat-tokens", Stat).set_value(tokens)
+
+    def clear(self, total: int) -> None:
+        for stat in self.query(Stat):
+            stat.set_value("—")
+            stat.remove_class("bad")
+        self.query_one("#stat-done", Stat).set_value(f"0 / {total}")
+        self.query_one("#progress", ProgressBar).update(total=max(1, total), progress=0)
