@@ -1,0 +1,104 @@
+"""The adaptive strategy: AIMD on 429s, pacing from the server's stated limit, budgets."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import pytest
+
+from core.adaptive import AdaptiveLimit, adaptive
+from core.dataset import Record, records_from_texts
+from core.signals import request_hook, response_hook
+
+
+@dataclass
+class FakeResponse:
+    status_code: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeServer:
+    """Answers through the same HTTP hooks the real client calls."""
+
+    def __init__(self, latency: float = 0.01) -> None:
+        self.latency = latency
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.statuses: list[int] = []
+        self.refuse_above: int | None = None
+        self.headers: dict[str, str] = {}
+
+    async def __call__(self, record: Record) -> int:
+        await request_hook(None)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            status = 200
+            if self.refuse_above is not None and self.in_flight > self.refuse_above:
+                status = 429
+            await asyncio.sleep(self.latency)
+        finally:
+            self.in_flight -= 1
+        self.statuses.append(status)
+        headers = dict(self.headers)
+        if status == 429:
+            headers["retry-after-ms"] = "20"
+        await response_hook(FakeResponse(status, headers))
+        return record.index
+
+
+async def drain(limit: AdaptiveLimit, server: FakeServer, n: int) -> list[int]:
+    records = records_from_texts([str(i) for i in range(n)])
+    return [r async for r in adaptive(records, server, limit.ceiling, limit=limit)]  # type: ignore[misc]
+
+
+async def test_grows_while_the_server_keeps_up_and_never_passes_the_ceiling() -> None:
+    limit = AdaptiveLimit(ceiling=16, start=2)
+    server = FakeServer()
+    results = await drain(limit, server, 200)
+    assert sorted(results) == list(range(200))
+    assert limit.limit == 16
+    assert server.max_in_flight == 16
+    assert limit.history[0][1] > 2  # it grew step by step
+
+
+async def test_halves_on_429_and_settles_below_the_server_cap() -> None:
+    limit = AdaptiveLimit(ceiling=64, start=4)
+    server = FakeServer()
+    server.refuse_above = 10
+    await drain(limit, server, 600)
+    refused = server.statuses.count(429)
+    assert refused > 0
+    assert refused < 0.1 * len(server.statuses)
+    assert limit.limit <= 12
+    assert any(b < a for (_, a), (_, b) in zip(limit.history, limit.history[1:], strict=False))
+
+
+async def test_paces_at_the_servers_stated_rate() -> None:
+    limit = AdaptiveLimit(ceiling=50, start=2)
+    server = FakeServer(latency=0.001)
+    server.headers = {"x-ratelimit-limit-requests": "6000"}  # 100/s; paced at 95/s
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await drain(limit, server, 250)
+    elapsed = loop.time() - started
+    assert limit.server_rpm == 6000
+    # Two go before the limit is known, then a one-second bucket of 95, then 95/s:
+    # (250 - 2 - 95) / 95 = 1.6 s at least. Unpaced it would take a few milliseconds.
+    assert elapsed > 1.4
+
+
+async def test_waits_for_the_reset_when_the_budget_is_spent() -> None:
+    limit = AdaptiveLimit(ceiling=4, start=4)
+    server = FakeServer(latency=0.001)
+    server.headers = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "300ms"}
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await drain(limit, server, 8)
+    assert loop.time() - started > 0.25  # the second four waited for the reset
+
+
+def test_ceiling_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        AdaptiveLimit(0)

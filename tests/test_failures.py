@@ -1,0 +1,114 @@
+"""Classifying failures into one readable line, and reading the server's wait hints."""
+
+from __future__ import annotations
+
+import json
+
+import httpx2 as httpx
+import openai
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from core.failures import classify, parse_duration, redact, retry_after_seconds
+from core.results import ErrorKind
+
+REQUEST = httpx.Request("POST", "http://127.0.0.1:1/v1/chat/completions")
+
+
+def status_error(
+    status: int, headers: dict[str, str] | None = None, message: str = "nope"
+) -> Exception:
+    body = {"error": {"message": message, "type": "x"}}
+    response = httpx.Response(status, headers=headers or {}, json=body, request=REQUEST)
+    cls = {
+        401: openai.AuthenticationError,
+        429: openai.RateLimitError,
+        500: openai.InternalServerError,
+        503: openai.InternalServerError,
+        404: openai.NotFoundError,
+    }.get(status, openai.APIStatusError)
+    return cls(message, response=response, body=body)
+
+
+def test_429_reads_retry_after() -> None:
+    failure = classify(status_error(429, {"retry-after": "3"}, "Rate limit reached"))
+    assert failure.kind is ErrorKind.RATE_LIMIT
+    assert failure.retry_after == 3.0
+    assert failure.message == "429 rate limited: Rate limit reached"
+
+
+def test_retry_after_ms_wins_and_reset_headers_are_a_fallback() -> None:
+    assert retry_after_seconds({"retry-after-ms": "250", "retry-after": "1"}) == 0.25
+    assert retry_after_seconds({"x-ratelimit-reset-requests": "1m30s"}) == 90.0
+    assert retry_after_seconds({}) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("1s", 1.0),
+        ("6m0s", 360.0),
+        ("120ms", 0.12),
+        ("1h2m3.5s", 3723.5),
+        ("2.5", 2.5),
+        ("x", None),
+    ],
+)
+def test_parse_duration(text: str, seconds: float | None) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_server_errors_and_auth_and_bad_requests() -> None:
+    assert classify(status_error(503)).kind is ErrorKind.SERVER
+    auth = classify(status_error(401, message="Incorrect API key provided: sk-abcdef123456"))
+    assert auth.kind is ErrorKind.AUTH
+    assert "sk-abcdef" not in auth.message
+    assert classify(status_error(404, message="model not found")).kind is ErrorKind.BAD_REQUEST
+
+
+def test_timeouts_and_connection_errors() -> None:
+    assert classify(openai.APITimeoutError(request=REQUEST)).kind is ErrorKind.TIMEOUT
+    refused = openai.APIConnectionError(request=REQUEST)
+    refused.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    failure = classify(refused)
+    assert failure.kind is ErrorKind.CONNECTION and "Connection refused" in failure.message
+
+
+class Person(BaseModel):
+    name: str
+    age: int
+
+
+def test_validation_errors_inside_instructor_retry() -> None:
+    from instructor.core.exceptions import InstructorRetryException
+
+    try:
+        Person.model_validate({"name": "Ann", "age": "twenty"})
+    except ValidationError as exc:
+        validation = exc
+    wrapped = InstructorRetryException("x", n_attempts=2, total_usage=0)
+    wrapped.__cause__ = validation
+    failure = classify(wrapped)
+    assert failure.kind is ErrorKind.VALIDATION
+    assert failure.message.startswith("invalid model output after 2 attempts: age:")
+
+
+def test_instructor_wrapping_an_http_error_is_classified_by_the_http_error() -> None:
+    from instructor.core.exceptions import InstructorRetryException
+
+    wrapped = InstructorRetryException("x", n_attempts=1, total_usage=0)
+    wrapped.__cause__ = status_error(429, {"retry-after": "2"})
+    failure = classify(wrapped)
+    assert failure.kind is ErrorKind.RATE_LIMIT and failure.retry_after == 2.0
+
+
+def test_bad_json_is_validation() -> None:
+    try:
+        json.loads("{")
+    except json.JSONDecodeError as exc:
+        assert classify(exc).kind is ErrorKind.VALIDATION
+
+
+def test_redact_known_secret_and_keylike_strings() -> None:
+    assert redact("key=hunter2-secret in text", ("hunter2-secret",)) == "key=*** in text"
+    assert "sk-proj" not in redact("bad key sk-proj-ABCDEFGHIJ")

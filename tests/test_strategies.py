@@ -1,0 +1,110 @@
+"""Each strategy's order and limit, measured on a fake extract with known delays."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.dataset import records_from_texts
+from core.results import Status
+from core.runner import Run
+from core.strategies import STRATEGIES
+from tests.fakes import FakeExtract
+
+# Record i takes DELAYS[i]: later records finish first, so completion order is
+# the reverse of input order whenever they run together.
+N = 8
+DELAYS = [0.02 * (N - i) for i in range(N)]
+RECORDS = records_from_texts([f"text {i}" for i in range(N)])
+
+
+async def run_strategy(strategy: str, concurrency: int = 3) -> tuple[Run, FakeExtract]:
+    fake = FakeExtract(list(DELAYS))
+    run = Run(RECORDS, fake, strategy=strategy, concurrency=concurrency)
+    await run.execute()
+    return run, fake
+
+
+def delivery_order(run: Run) -> list[int]:
+    return [r.index for r in sorted(run.rows, key=lambda r: r.delivered_s or 0.0)]
+
+
+def finish_order(run: Run) -> list[int]:
+    return [r.index for r in sorted(run.rows, key=lambda r: r.finished_s or 0.0)]
+
+
+async def test_sequential_one_at_a_time_in_input_order() -> None:
+    run, fake = await run_strategy("sequential")
+    assert fake.max_in_flight == 1
+    assert run.max_in_flight == 1
+    assert delivery_order(run) == list(range(N))
+    for before, after in zip(run.rows, run.rows[1:], strict=False):
+        assert after.started_s is not None and before.finished_s is not None
+        assert after.started_s >= before.finished_s
+
+
+async def test_gather_sends_all_at_once_and_delivers_at_the_end_in_input_order() -> None:
+    run, fake = await run_strategy("gather")
+    assert fake.max_in_flight == N
+    last_finish = max(r.finished_s or 0 for r in run.rows)
+    first_finish = min(r.finished_s or 0 for r in run.rows)
+    assert all(r.started_s is not None and r.started_s < first_finish for r in run.rows)
+    assert all(r.delivered_s is not None and r.delivered_s >= last_finish for r in run.rows)
+    assert delivery_order(run) == list(range(N))
+    assert finish_order(run) == list(reversed(range(N)))
+
+
+async def test_as_completed_delivers_in_completion_order_as_they_arrive() -> None:
+    run, fake = await run_strategy("as_completed")
+    assert fake.max_in_flight == N
+    assert delivery_order(run) == finish_order(run) == list(reversed(range(N)))
+    first = run.rows[N - 1]
+    assert first.delivered_s is not None and first.finished_s is not None
+    # the fastest row is handed over long before the slowest finishes
+    assert first.delivered_s < max(r.finished_s or 0 for r in run.rows)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+@pytest.mark.parametrize("strategy", ["gather_semaphore", "as_completed_semaphore"])
+async def test_semaphore_never_exceeds_k_and_reaches_it(strategy: str, k: int) -> None:
+    run, fake = await run_strategy(strategy, concurrency=k)
+    assert fake.max_in_flight == k
+    assert run.max_in_flight == k
+    assert all(r.status is Status.OK for r in run.rows)
+
+
+async def test_gather_semaphore_keeps_input_order() -> None:
+    run, _ = await run_strategy("gather_semaphore", concurrency=3)
+    assert delivery_order(run) == list(range(N))
+    last_finish = max(r.finished_s or 0 for r in run.rows)
+    assert min(r.delivered_s or 0 for r in run.rows) >= last_finish
+
+
+async def test_as_completed_semaphore_hands_over_in_completion_order() -> None:
+    run, _ = await run_strategy("as_completed_semaphore", concurrency=3)
+    assert delivery_order(run) == finish_order(run)
+
+
+async def test_semaphore_rows_are_queued_at_start_and_wait_for_a_slot() -> None:
+    run, _ = await run_strategy("gather_semaphore", concurrency=2)
+    assert all(r.queued_s is not None and r.queued_s < 0.01 for r in run.rows)
+    waited = [r for r in run.rows if (r.started_s or 0) - (r.queued_s or 0) > 0.01]
+    assert len(waited) == N - 2
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGIES))
+async def test_every_strategy_returns_every_row_once(strategy: str) -> None:
+    run, fake = await run_strategy(strategy, concurrency=2)
+    assert sorted(fake.calls) == list(range(N))
+    assert [r.status for r in run.rows] == [Status.OK] * N
+    assert all(r.data == {"name": f"P{r.index}", "age": r.index} for r in run.rows)
+    assert run.delivered == N
+
+
+def test_semaphore_of_zero_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        Run(RECORDS, FakeExtract(list(DELAYS)), strategy="gather_semaphore", concurrency=0)
+
+
+def test_unknown_strategy_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown strategy"):
+        Run(RECORDS, FakeExtract(list(DELAYS)), strategy="threads", concurrency=1)

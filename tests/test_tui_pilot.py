@@ -1,0 +1,222 @@
+"""The dashboard driven by keys, end to end: real client, real HTTP, the local simulator."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Button, Label
+
+from core.client import choose_endpoint
+from core.dataset import load_dataset
+from core.localserver import ServerConfig
+from core.models import Person
+from core.options import bundled_datasets_dir
+from core.results import Status
+from core.strategies import STRATEGIES
+from tui.app import FanoutApp
+from tui.screens.detail import RowDetailScreen
+from tui.screens.export import ExportScreen
+from tui.screens.open_dataset import OpenDatasetScreen
+from tui.settings import DashboardSettings
+from tui.widgets.controls import SemaphoreControl, StrategyPicker
+from tui.widgets.results_table import ResultsTable
+from tui.widgets.runs_table import RunsTable
+from tui.widgets.stats_bar import Stat
+
+SIZE = (160, 48)
+PEOPLE = {
+    f"My name is {n} and I am {a} years old": (n, a)
+    for n, a in [
+        ("John", 20),
+        ("Mary", 21),
+        ("Bob", 22),
+        ("Alice", 23),
+        ("Jane", 24),
+        ("Joe", 25),
+        ("Jill", 26),
+    ]
+}
+
+
+def make_app(latency: float = 0.02, dataset: str = "people.csv") -> FanoutApp:
+    settings = DashboardSettings(
+        dataset=bundled_datasets_dir() / dataset,
+        strategy="sequential",
+        concurrency=2,
+        endpoint=choose_endpoint(local=True),
+        server=ServerConfig(latency=latency, jitter=0.0),
+    )
+    return FanoutApp(settings, load_dataset(settings.dataset), Person)
+
+
+async def wait_for(pilot: Pilot[int], condition: Callable[[], bool], timeout: float = 20) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            await pilot.pause()
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def run_and_wait(pilot: Pilot[int], app: FanoutApp, runs_before: int) -> None:
+    await pilot.press("r")
+    await wait_for(pilot, lambda: len(app.query_one(RunsTable).history) > runs_before)
+    await wait_for(pilot, lambda: not app.running)
+
+
+def read_csv(folder: Path, pattern: str) -> list[dict[str, str]]:
+    (path,) = folder.glob(pattern)
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def stat(app: FanoutApp, stat_id: str) -> str:
+    return str(app.query_one(f"#{stat_id}", Stat).render())
+
+
+@pytest.mark.parametrize("number", range(1, len(STRATEGIES) + 1))
+async def test_each_strategy_fills_the_table_with_the_seven_people(number: int) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(str(number))
+        assert app.strategy == list(STRATEGIES)[number - 1]
+        await run_and_wait(pilot, app, 0)
+        table = app.query_one(ResultsTable)
+        assert table.row_count == 7
+        rows = list(table.rows_by_key.values())
+        assert all(row.status is Status.OK for row in rows)
+        assert {(row.data or {}).get("name") for row in rows} == {n for n, _ in PEOPLE.values()}
+        for row in rows:
+            assert (row.data or {}) == dict(zip(("name", "age"), PEOPLE[row.text], strict=True))
+            assert row.delivered_s is not None and row.finished_s is not None
+        assert "7 / 7" in stat(app, "stat-done")
+        assert stat(app, "stat-failed").endswith("0")
+        history = app.query_one(RunsTable).history
+        assert len(history) == 1 and history[0][1].strategy == app.strategy
+        assert history[0][1].ok == 7
+
+
+async def test_walkthrough_run_switch_run_again_and_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue's walk-through: 2, r; 5, +, r; e, enter -> a CSV with the 7 people."""
+    monkeypatch.chdir(tmp_path)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await run_and_wait(pilot, app, 0)
+        await pilot.press("5", "plus")
+        assert app.concurrency == 3
+        await run_and_wait(pilot, app, 1)
+        history = app.query_one(RunsTable).history
+        assert [s.strategy for _, s in history] == ["gather", "as_completed_semaphore"]
+        assert history[1][1].concurrency == 3 and history[1][1].max_in_flight <= 3
+        await pilot.press("e")
+        assert isinstance(app.screen, ExportScreen)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any(tmp_path.glob("fanout-people-*.csv")))
+    exported = read_csv(tmp_path, "fanout-people-as_completed_semaphore-*.csv")
+    assert len(exported) == 7
+    assert {(r["name"], int(r["age"])) for r in exported} == set(PEOPLE.values())
+    assert all(r["status"] == "ok" for r in exported)
+
+
+async def test_runs_table_exports_too(tmp_path: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await run_and_wait(pilot, app, 0)
+        await pilot.press("e")
+        await pilot.click("#export-runs")
+        path_input = app.screen.query_one("#export-path")
+        path_input.value = str(tmp_path / "runs.csv")  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: (tmp_path / "runs.csv").exists())
+    rows = read_csv(tmp_path, "runs.csv")
+    assert len(rows) == 1 and rows[0]["strategy"] == "sequential" and rows[0]["ok"] == "7"
+
+
+async def test_semaphore_keys_change_the_size_and_grey_out_when_unused() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        control = app.query_one(SemaphoreControl)
+        assert control.has_class("unused")  # sequential ignores it
+        await pilot.press("4")
+        assert not control.has_class("unused")
+        await pilot.press("plus", "plus", "minus")
+        assert control.value == 3
+        await pilot.press("minus", "minus", "minus", "minus")
+        assert control.value == 1  # never below 1
+
+
+async def test_a_second_run_while_one_is_going_is_refused_and_cancel_keeps_rows() -> None:
+    app = make_app(latency=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("1", "r")
+        await wait_for(pilot, lambda: app.last_run is not None and app.last_run.ok >= 2)
+        await pilot.press("r")  # refused: one at a time
+        await pilot.press("c")
+        await wait_for(pilot, lambda: not app.running)
+        history = app.query_one(RunsTable).history
+        assert len(history) == 1
+        stats = history[0][1]
+        assert stats.ok >= 2 and stats.ok + stats.cancelled == 7
+        table = app.query_one(ResultsTable)
+        assert sum(1 for r in table.rows_by_key.values() if r.status is Status.OK) == stats.ok
+        assert app.query_one("#run", Button).disabled is False
+
+
+async def test_enter_on_a_row_opens_its_detail() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await run_and_wait(pilot, app, 0)
+        app.query_one(ResultsTable).focus()
+        await pilot.press("enter")
+        assert isinstance(app.screen, RowDetailScreen)
+        assert app.screen.row.data is not None
+        await pilot.press("escape")
+        assert not isinstance(app.screen, RowDetailScreen)
+
+
+async def test_opening_a_bad_file_shows_the_loader_message_and_keeps_the_data(
+    tmp_path: Path,
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,body\na,b\n", encoding="utf-8")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("o")
+        assert isinstance(app.screen, OpenDatasetScreen)
+        app.screen.query_one("#open-path").value = str(bad)  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await pilot.pause()
+        message = str(app.screen.query_one("#open-error", Label).render())
+        assert "no column 'text'" in message
+        await pilot.press("escape")
+        assert app.dataset.name == "people"
+
+
+async def test_opening_another_dataset_switches_to_it() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("o")
+        app.screen.query_one("#open-path").value = str(  # type: ignore[attr-defined]
+            bundled_datasets_dir() / "people_1000.csv"
+        )
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.dataset.name == "people_1000" and len(app.dataset) == 1000
+
+
+async def test_compare_all_runs_the_five_in_turn() -> None:
+    app = make_app(latency=0.01)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("a")
+        await wait_for(pilot, lambda: len(app.query_one(RunsTable).history) == 5, timeout=40)
+        await wait_for(pilot, lambda: not app.running)
+        strategies = [s.strategy for _, s in app.query_one(RunsTable).history]
+        assert strategies == list(STRATEGIES)[:5]
+        assert app.query_one(StrategyPicker).strategy == "as_completed_semaphore"
