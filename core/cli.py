@@ -199,8 +199,11 @@ async def _execute_with_progress(run: Run, title: str, *, quiet: bool) -> bool:
             with suppress(asyncio.CancelledError):
                 await task
     finally:
+        # Not removed: a Ctrl-C while the results are written must not become a
+        # KeyboardInterrupt traceback and a lost --out file. The run is over, so it
+        # is ignored; closing the loop (asyncio.run) removes the handler.
         with suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(signal.SIGINT)
+            loop.add_signal_handler(signal.SIGINT, lambda: None)
     return interrupts > 0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 import httpx2 as httpx
@@ -153,25 +153,11 @@ def build_openai(
     )
 
 
-def build_client(
-    endpoint: Endpoint,
-    *,
-    mode: str = "tools",
-    connections: int = 100,
-    timeout: float = 60.0,
-) -> instructor.AsyncInstructor:
-    raw = build_openai(endpoint, connections=connections, timeout=timeout)
-    return instructor.from_openai(raw, mode=parse_mode(mode))
-
-
 def _host(url: str) -> str:
     parts = urlsplit(url)
     return parts.netloc or url
 
 
-async def close_client(client: Any) -> None:
-    """Close the HTTP pool under an instructor or openai client."""
-    raw = getattr(client, "client", client)
-    close = getattr(raw, "close", None)
-    if close is not None:
-        await close()
+async def close_client(client: openai.AsyncOpenAI) -> None:
+    """Close the connection pool under an SDK client."""
+    await client.close()

@@ -19,12 +19,13 @@ from types import TracebackType
 import openai
 from pydantic import BaseModel
 
-from core.client import Endpoint, EndpointChoice, build_client, build_openai, close_client
+from core.client import Endpoint, EndpointChoice, build_openai, close_client, parse_mode
 from core.dataset import Record
 from core.errors import EndpointError
 from core.extract import Extractor, RetryPolicy
 from core.failures import classify
 from core.localserver import LocalServer, ServerConfig
+from core.prepared import PreparedRequest
 from core.prices import FREE, Price, load_prices, price_for, user_prices_path
 from core.ratelimit import Budget, ClientRateLimit
 from core.runner import Run
@@ -161,15 +162,14 @@ class Engine:
     def extractor(self, schema: type[BaseModel], connections: int) -> Extractor:
         endpoint = self.endpoint
         options = self.options
-        client = build_client(
-            endpoint, mode=options.mode, connections=connections, timeout=options.timeout
+        client = build_openai(endpoint, connections=connections, timeout=options.timeout)
+        prepared = PreparedRequest(
+            schema, parse_mode(options.mode), endpoint.model, options.system_prompt
         )
         return Extractor(
             client,
-            schema,
-            endpoint.model,
+            prepared,
             retry=options.retry,
-            system_prompt=options.system_prompt,
             secrets=endpoint.secrets,
             limits=ClientRateLimit(options.rpm, options.tpm),
             price=self.price(),

@@ -5,7 +5,7 @@ each request:
 
 - retries of transient failures (429, 5xx, timeouts, dropped connections)
   with bounded, jittered exponential backoff that honours the server's
-  ``retry-after``; instructor itself re-asks on invalid model output;
+  ``retry-after``; invalid model output is re-asked the way instructor does;
 - a run-wide pause when the server says the rate limit is hit, so the whole
   run slows down instead of every task hammering on its own;
 - optional client-side rate limits (requests and tokens per minute) and a
@@ -24,16 +24,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import instructor
+import openai
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
 
 from core.dataset import Record
-from core.failures import RETRYABLE, Failure, classify
+from core.failures import RETRYABLE, Failure, classify, validation_detail
+from core.prepared import PreparedRequest
 from core.prices import Price
 from core.ratelimit import Budget, ClientRateLimit
 from core.results import ErrorKind
 from core.signals import listen, stop_listening
-from core.tokens import estimate_messages_tokens, estimate_tokens
+from core.tokens import estimate_tokens
 
 RetryHook = Callable[[int, float, Failure], None]
 """Called as ``(attempt, delay, failure)`` before sleeping for a retry."""
@@ -79,7 +81,7 @@ class RetryPolicy:
     max_retry_after: float = 120.0
     """Longest server-requested wait we honour before giving up on a row."""
     validation_retries: int = 1
-    """instructor's re-asks when the model's answer does not validate."""
+    """Re-asks (instructor's) when the model's answer does not validate."""
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Equal jitter: uniform in [c/2, c] with c = min(max_delay, base * 2^(attempt-1))."""
@@ -129,16 +131,19 @@ class _Tally:
 
 
 class Extractor:
-    """``await extractor(record)`` -> Extraction, or raises ExtractionFailed."""
+    """``await extractor(record)`` -> Extraction, or raises ExtractionFailed.
+
+    Requests go through the openai SDK (``client.post``, the call its own
+    ``create`` ends in) with a body instructor prepared once for the run;
+    answers are validated, and re-asked when invalid, by instructor's handlers.
+    """
 
     def __init__(
         self,
-        client: instructor.AsyncInstructor,
-        schema: type[BaseModel],
-        model: str,
+        client: openai.AsyncOpenAI,
+        prepared: PreparedRequest,
         *,
         retry: RetryPolicy | None = None,
-        system_prompt: str | None = None,
         secrets: Sequence[str] = (),
         limits: ClientRateLimit | None = None,
         price: Price | None = None,
@@ -146,30 +151,25 @@ class Extractor:
         seed: int | None = None,
     ) -> None:
         self.client = client
-        self.schema = schema
-        self.model = model
+        self.prepared = prepared
         self.retry = retry or RetryPolicy()
-        self.system_prompt = system_prompt
         self.secrets = tuple(secrets)
         self.limits = limits if limits is not None and limits.active else None
         self.price = price
         self.budget = budget
         self.gate = RateGate()
         self._rng = random.Random(seed)
-        schema_text = json.dumps(schema.model_json_schema())
-        self._schema_tokens = estimate_tokens(schema_text)
-        self._completion_estimate = max(16, self._schema_tokens // 2)
+        self._completion_estimate = max(
+            16, estimate_tokens(json.dumps(prepared.schema.model_json_schema())) // 2
+        )
 
-    def messages(self, record: Record) -> list[dict[str, str]]:
-        messages = [{"role": "user", "content": record.text}]
-        if self.system_prompt:
-            messages.insert(0, {"role": "system", "content": self.system_prompt})
-        return messages
+    @property
+    def schema(self) -> type[BaseModel]:
+        return self.prepared.schema
 
     def estimate_tokens(self, record: Record) -> int:
-        """Before sending: prompt + schema + an expected answer (see core.tokens)."""
-        prompt = self.messages(record)
-        return estimate_messages_tokens(prompt) + self._schema_tokens + self._completion_estimate
+        """Before sending: the prepared prompt with this text, plus an expected answer."""
+        return self.prepared.prompt_tokens(record.text) + self._completion_estimate
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return self.price.cost(prompt_tokens, completion_tokens) if self.price else 0.0
@@ -177,75 +177,76 @@ class Extractor:
     async def __call__(self, record: Record, on_retry: RetryHook | None = None) -> Extraction:
         tally = _Tally()
         token = listen(tally)
-        prompt_tokens = completion_tokens = 0
+        usage = [0, 0]
+        body = self.prepared.body(record.text)
+        failures = invalid = 0
         try:
-            attempt = 0
             while True:
-                attempt += 1
                 await self.gate.wait()
                 estimate = self.estimate_tokens(record)
-                reserved = self._reserve(estimate, tally, prompt_tokens, completion_tokens)
+                reserved = self._reserve(estimate, tally, usage)
                 if self.limits is not None:
                     await self.limits.acquire(estimate)
                 try:
-                    value, completion = await self.client.create_with_completion(
-                        model=self.model,
-                        messages=self.messages(record),  # type: ignore[arg-type]
-                        response_model=self.schema,
-                        max_retries=self.retry.validation_retries,
+                    completion = await self.client.post(
+                        "/chat/completions", body=body, cast_to=ChatCompletion
                     )
                 except asyncio.CancelledError:
                     self._settle(reserved, 0, 0)
                     raise
                 except Exception as exc:
-                    p, c = _usage_of(getattr(exc, "total_usage", None))
-                    self._settle(reserved, p, c)
-                    self._correct(estimate, p + c)
-                    prompt_tokens += p
-                    completion_tokens += c
+                    self._settle(reserved, 0, 0)
+                    failures += 1
                     failure = classify(exc, self.secrets)
-                    delay = self._delay(attempt, failure)
+                    delay = self._delay(failures, failure)
                     if delay is None:
-                        raise self._failed(
-                            failure, tally, prompt_tokens, completion_tokens
-                        ) from exc
+                        raise self._failed(failure, tally, usage) from exc
                     if failure.kind is ErrorKind.RATE_LIMIT:
                         self.gate.pause(delay)
                     if on_retry is not None:
-                        on_retry(attempt, delay, failure)
+                        on_retry(tally.attempts, delay, failure)
                     await asyncio.sleep(delay)
                     continue
-                p, c = _usage_of(getattr(value, "_total_usage", None) or completion.usage)
+                p, c = _usage_of(completion.usage)
+                usage[0] += p
+                usage[1] += c
                 self._settle(reserved, p, c)
                 self._correct(estimate, p + c)
-                prompt_tokens += p
-                completion_tokens += c
+                try:
+                    value = self.prepared.parse(completion)
+                except self.prepared.parse_errors as exc:
+                    invalid += 1
+                    if invalid > self.retry.validation_retries:
+                        failure = Failure(
+                            ErrorKind.VALIDATION,
+                            f"invalid model output after {invalid} "
+                            f"attempt{'s' if invalid != 1 else ''}: {validation_detail(exc)}",
+                        )
+                        raise self._failed(failure, tally, usage) from exc
+                    body = self.prepared.reask(body, completion, exc)
+                    continue
                 return Extraction(
                     value=value,
-                    attempts=max(tally.attempts, attempt),
-                    prompt_tokens=prompt_tokens,
-                    completion_tokens=completion_tokens,
+                    attempts=tally.attempts,
+                    prompt_tokens=usage[0],
+                    completion_tokens=usage[1],
                     rate_limited=tally.rate_limited,
-                    cost_usd=self.cost(prompt_tokens, completion_tokens),
+                    cost_usd=self.cost(usage[0], usage[1]),
                 )
         finally:
             stop_listening(token)
 
-    def _failed(
-        self, failure: Failure, tally: _Tally, prompt_tokens: int, completion_tokens: int
-    ) -> ExtractionFailed:
+    def _failed(self, failure: Failure, tally: _Tally, usage: list[int]) -> ExtractionFailed:
         return ExtractionFailed(
             failure,
             tally.attempts,
-            prompt_tokens,
-            completion_tokens,
+            usage[0],
+            usage[1],
             tally.rate_limited,
-            self.cost(prompt_tokens, completion_tokens),
+            self.cost(usage[0], usage[1]),
         )
 
-    def _reserve(
-        self, estimate: int, tally: _Tally, prompt_tokens: int, completion_tokens: int
-    ) -> float:
+    def _reserve(self, estimate: int, tally: _Tally, usage: list[int]) -> float:
         if self.budget is None or self.price is None:
             return 0.0
         reserve = self.cost(estimate - self._completion_estimate, self._completion_estimate)
@@ -255,7 +256,7 @@ class Extractor:
                 f"budget of ${self.budget.limit_usd:.4f} reached "
                 f"(spent ${self.budget.spent_usd:.4f}); not sent",
             )
-            raise self._failed(failure, tally, prompt_tokens, completion_tokens)
+            raise self._failed(failure, tally, usage)
         return reserve
 
     def _settle(self, reserved: float, prompt_tokens: int, completion_tokens: int) -> None:
@@ -266,16 +267,16 @@ class Extractor:
         if self.limits is not None and actual:
             self.limits.correct(estimate, actual)
 
-    def _delay(self, attempt: int, failure: Failure) -> float | None:
+    def _delay(self, failures: int, failure: Failure) -> float | None:
         """Seconds to wait before retrying, or None to give up on this row."""
-        if failure.kind not in RETRYABLE or attempt > self.retry.max_retries:
+        if failure.kind not in RETRYABLE or failures > self.retry.max_retries:
             return None
         if failure.retry_after is not None:
             if failure.retry_after > self.retry.max_retry_after:
                 return None
             # A little jitter on top so that everyone told "1 s" does not come back at once.
             return failure.retry_after + self._rng.uniform(0, 0.1 + failure.retry_after * 0.1)
-        return self.retry.backoff(attempt, self._rng)
+        return self.retry.backoff(failures, self._rng)
 
 
 def _usage_of(usage: Any) -> tuple[int, int]:

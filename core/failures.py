@@ -47,6 +47,10 @@ def _classify(exc: BaseException) -> Failure:
     if isinstance(exc, openai.APIStatusError):
         return _from_status(exc)
     if isinstance(exc, openai.APITimeoutError):
+        # The SDK's aiohttp transport reports a refused connection as a timeout.
+        refused = _root_cause(exc)
+        if isinstance(refused, OSError) and not isinstance(refused, TimeoutError):
+            return Failure(ErrorKind.CONNECTION, f"connection failed: {_one_line(refused)}")
         return Failure(ErrorKind.TIMEOUT, "timed out waiting for the endpoint")
     if isinstance(exc, openai.APIConnectionError):
         cause = _root_cause(exc)
@@ -61,10 +65,10 @@ def _classify(exc: BaseException) -> Failure:
             return _classify(inner)
         n = getattr(exc, "n_attempts", None)
         attempts = f" after {n} attempt{'s' if n != 1 else ''}" if n else ""
-        detail = _validation_detail(inner if inner is not None else exc)
+        detail = validation_detail(inner if inner is not None else exc)
         return Failure(ErrorKind.VALIDATION, f"invalid model output{attempts}: {detail}")
     if _is_parse_error(exc):
-        return Failure(ErrorKind.VALIDATION, f"invalid model output: {_validation_detail(exc)}")
+        return Failure(ErrorKind.VALIDATION, f"invalid model output: {validation_detail(exc)}")
     return Failure(ErrorKind.OTHER, _one_line(exc))
 
 
@@ -116,7 +120,7 @@ def _is_parse_error(exc: BaseException) -> bool:
     }
 
 
-def _validation_detail(exc: BaseException) -> str:
+def validation_detail(exc: BaseException) -> str:
     if isinstance(exc, ValidationError):
         errors = exc.errors()
         if errors:

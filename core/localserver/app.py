@@ -10,6 +10,11 @@ Routes:
 - ``GET /v1/models`` and ``GET /v1/models/{id}``: any model name is served.
 - ``GET /health``: liveness and counters.
 
+With ``api_key`` set in the config, every route but ``/health`` (and
+``/healthz``) first checks the ``Authorization`` header against
+``Bearer <api_key>`` (one constant-time comparison of one header) and answers
+401 with OpenAI's ``invalid_api_key`` error body when it does not match.
+
 Order of work per completion: parse and validate (400), build the answer
 (cheap; its tokens count for ``tpm``), concurrency cap (429 "concurrency"),
 request and token windows (429 "requests" / "tokens"; refused requests
@@ -30,6 +35,7 @@ until the refused request would fit. Faults are marked ``x-fanout-fault``.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import itertools
 import json
 import math
@@ -54,6 +60,8 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 _SCHEMA_CACHE_LIMIT = 256
 
 _JSON = (b"content-type", b"application/json")
+_OPEN_PATHS = frozenset({"/health", "/healthz"})
+"""Routes answered without an API key, even when the simulator requires one."""
 _SSE = (b"content-type", b"text/event-stream; charset=utf-8")
 _SERVER = (b"server", b"fanout-sim")
 
@@ -145,6 +153,19 @@ def _error_body(message: str, kind: str, code: str | None, param: str | None = N
     return json.dumps({"error": error}).encode()
 
 
+_UNAUTHORIZED_BODY = json.dumps(
+    {
+        "error": {
+            "message": "Incorrect API key provided",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
+    }
+).encode()
+"""OpenAI's answer to a wrong or missing key; it never echoes the key it was sent."""
+
+
 class SimulatorApp:
     """The ASGI callable; one instance per server process (it holds the limits' state)."""
 
@@ -172,6 +193,7 @@ class SimulatorApp:
             "timeout": 0,
             "malformed": 0,
             "invalid": 0,
+            "unauthorized": 0,
         }
         self.models: dict[str, None] = {config.model: None}
         self._ids = itertools.count(1)
@@ -184,6 +206,9 @@ class SimulatorApp:
             thresholds.append((total, name))
         self._faults = [(t, n) for t, n in thresholds if t > 0]
         self._any_fault = total > 0
+        self._authorization = (
+            f"Bearer {config.api_key}".encode() if config.api_key is not None else None
+        )
 
     # ------------------------------------------------------------------ ASGI
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -219,6 +244,14 @@ class SimulatorApp:
         method: str = scope.get("method", "GET")
         if path.endswith("/") and len(path) > 1:
             path = path.rstrip("/")
+        if (
+            self._authorization is not None
+            and path not in _OPEN_PATHS
+            and not self._authorized(scope)
+        ):
+            self.counts["unauthorized"] += 1
+            await _respond(send, 401, [_JSON, _SERVER], _UNAUTHORIZED_BODY)
+            return
         if path in ("/v1/chat/completions", "/chat/completions"):
             if method != "POST":
                 await _respond(
@@ -260,6 +293,14 @@ class SimulatorApp:
                 "unknown_url",
             ),
         )
+
+    def _authorized(self, scope: Scope) -> bool:
+        expected = self._authorization
+        assert expected is not None
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                return hmac.compare_digest(value, expected)
+        return False
 
     def _model_card(self, model: str) -> dict[str, Any]:
         return {"id": model, "object": "model", "created": self.started, "owned_by": "fanout"}

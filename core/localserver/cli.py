@@ -17,7 +17,8 @@ JSON mode, json_schema, fenced JSON), filling the requested schema from the
 text with simple rules, with configurable latency, rate limits (real 429s with
 retry-after and x-ratelimit-* headers), a concurrency cap and injected faults.
 
-Point any OpenAI client at the printed URL with any API key, e.g.
+Point any OpenAI client at the printed URL with any API key (or the one given
+with --api-key), e.g.
   OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="sk-local")
 """
 
@@ -107,6 +108,13 @@ def build_parser(prog: str = "fanout serve") -> argparse.ArgumentParser:
         type=_port,
         default=defaults.port,
         help="port to bind; 0 picks a free port (default: 0)",
+    )
+    where.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="require 'Authorization: Bearer KEY' on every route but /health; others get "
+        "OpenAI's 401 invalid_api_key (default: any key, or none, is accepted)",
     )
     where.add_argument(
         "--model",
@@ -213,6 +221,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         timeout_seconds=args.timeout_seconds,
         seed=args.seed,
         model=args.model,
+        api_key=args.api_key,
     )
 
 

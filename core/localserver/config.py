@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from core.errors import ConfigError
 
@@ -22,7 +22,9 @@ class ServerConfig:
     ``rate_window`` seconds that allows ``rpm * rate_window / 60`` requests
     (and as many tokens, from ``tpm``), so tests can use a 1-2 s window. The
     four fault rates are probabilities of one fault drawn per request; their
-    sum is at most 1.
+    sum is at most 1. With ``api_key`` set, every route but ``/health`` answers
+    401 unless the request carries ``Authorization: Bearer <api_key>``; the key
+    is kept out of ``repr``.
     """
 
     host: str = "127.0.0.1"
@@ -40,6 +42,7 @@ class ServerConfig:
     timeout_seconds: float = 120.0
     seed: int | None = None
     model: str = DEFAULT_MODEL
+    api_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _check_host(self.host)
@@ -92,6 +95,12 @@ class ServerConfig:
             raise ConfigError(f"seed must be a whole number, got {self.seed!r}")
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError("model name must be a non-empty string")
+        if self.api_key is not None and (
+            not isinstance(self.api_key, str)
+            or not self.api_key
+            or any(c.isspace() or not c.isprintable() for c in self.api_key)
+        ):
+            raise ConfigError("api key must be a non-empty string without spaces")
 
     @property
     def request_allowance(self) -> float | None:
