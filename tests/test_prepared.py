@@ -74,9 +74,9 @@ async def test_invalid_answers_are_re_asked_until_valid() -> None:
     people = load_dataset(bundled_datasets_dir() / "people.csv").records
     config = ServerConfig(latency=0.0, jitter=0.0, invalid_rate=0.5, seed=7)
     options = ClientOptions(retry=RetryPolicy(validation_retries=8))
-    async with Engine(choose_endpoint(local=True), server=config, options=options) as engine:
-        async with engine.run(people, Person, strategy="sequential", concurrency=1) as run:
-            stats = await run.execute()
+    engine = Engine(choose_endpoint(local=True), server=config, options=options)
+    async with engine, engine.run(people, Person, strategy="sequential", concurrency=1) as run:
+        stats = await run.execute()
     assert stats.ok == 7
     assert [r.data for r in run.rows] == [
         {"name": n, "age": a}
@@ -98,9 +98,9 @@ async def test_a_row_that_never_validates_fails_with_a_reason() -> None:
     people = load_dataset(bundled_datasets_dir() / "people.csv").records[:2]
     config = ServerConfig(latency=0.0, jitter=0.0, invalid_rate=1.0)
     options = ClientOptions(retry=RetryPolicy(validation_retries=2))
-    async with Engine(choose_endpoint(local=True), server=config, options=options) as engine:
-        async with engine.run(people, Person, strategy="gather", concurrency=1) as run:
-            stats = await run.execute()
+    engine = Engine(choose_endpoint(local=True), server=config, options=options)
+    async with engine, engine.run(people, Person, strategy="gather", concurrency=1) as run:
+        stats = await run.execute()
     assert stats.failed == 2
     for row in run.rows:
         assert row.status is Status.FAILED and row.attempts == 3
