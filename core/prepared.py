@@ -98,9 +98,7 @@ class PreparedRequest:
             raise TypeError(f"instructor returned {type(parsed).__name__}, not a model")
         return parsed
 
-    def reask(
-        self, body: Mapping[str, Any], completion: Any, error: Exception
-    ) -> dict[str, Any]:
+    def reask(self, body: Mapping[str, Any], completion: Any, error: Exception) -> dict[str, Any]:
         """The next body after an invalid answer: instructor's re-ask for the mode."""
         kwargs = copy.copy(dict(body))
         kwargs["messages"] = list(body["messages"])
