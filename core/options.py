@@ -298,3 +298,19 @@ def server_config_from_args(args: argparse.Namespace) -> ServerConfig:
     }
     kwargs = {name: value for name, value in changes.items() if value is not None}
     return dataclasses.replace(ServerConfig(), **kwargs)
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("run store", "Every run is recorded, so it can be resumed.")
+    group.add_argument(
+        "--store",
+        metavar="PATH",
+        help="the run store (default: $FANOUT_STORE, else runs.sqlite3 in the user data folder)",
+    )
+    group.add_argument("--no-store", action="store_true", help="do not record runs")
+
+
+def store_path_from_args(args: argparse.Namespace) -> Path | None:
+    from core.store import resolve_store_path
+
+    return None if args.no_store else resolve_store_path(args.store)

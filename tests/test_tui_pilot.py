@@ -16,10 +16,13 @@ from core.localserver import ServerConfig
 from core.models import Person
 from core.options import bundled_datasets_dir
 from core.results import Status
+from core.store import Store
 from core.strategies import STRATEGIES
 from tui.app import FanoutApp
 from tui.screens.detail import RowDetailScreen
 from tui.screens.export import ExportScreen
+from tui.screens.history import HistoryScreen
+from tui.screens.limits import LimitsScreen
 from tui.screens.open_dataset import OpenDatasetScreen
 from tui.settings import DashboardSettings
 from tui.widgets.controls import SemaphoreControl, StrategyPicker
@@ -42,13 +45,16 @@ PEOPLE = {
 }
 
 
-def make_app(latency: float = 0.02, dataset: str = "people.csv") -> FanoutApp:
+def make_app(
+    latency: float = 0.02, dataset: str = "people.csv", store: Path | None = None
+) -> FanoutApp:
     settings = DashboardSettings(
         dataset=bundled_datasets_dir() / dataset,
         strategy="sequential",
         concurrency=2,
         endpoint=choose_endpoint(local=True),
         server=ServerConfig(latency=latency, jitter=0.0),
+        store=store,
     )
     return FanoutApp(settings, load_dataset(settings.dataset), Person)
 
@@ -156,7 +162,7 @@ async def test_a_second_run_while_one_is_going_is_refused_and_cancel_keeps_rows(
     app = make_app(latency=0.3)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("1", "r")
-        await wait_for(pilot, lambda: app.last_run is not None and app.last_run.ok >= 2)
+        await wait_for(pilot, lambda: app.feed is not None and app.feed.run.ok >= 2)
         await pilot.press("r")  # refused: one at a time
         await pilot.press("c")
         await wait_for(pilot, lambda: not app.running)
@@ -220,3 +226,64 @@ async def test_compare_all_runs_the_five_in_turn() -> None:
         strategies = [s.strategy for _, s in app.query_one(RunsTable).history]
         assert strategies == list(STRATEGIES)[:5]
         assert app.query_one(StrategyPicker).strategy == "as_completed_semaphore"
+
+
+async def test_runs_are_recorded_and_can_be_opened_from_past_runs(tmp_path: Path) -> None:
+    store = tmp_path / "runs.sqlite3"
+    app = make_app(store=store)
+    async with app.run_test(size=SIZE) as pilot:
+        await run_and_wait(pilot, app, 0)
+        recorded = app.shown.run_id if app.shown else None
+        assert recorded is not None
+        app.query_one(ResultsTable).reset()
+        await pilot.press("h")
+        assert isinstance(app.screen, HistoryScreen)
+        assert [info.id for info in app.screen.runs] == [recorded]
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.query_one(ResultsTable).row_count == 7
+        assert app.shown is not None and app.shown.run_id == recorded
+    with Store(store, create=False) as opened:
+        info = opened.get_run(recorded)
+        assert info.status == "finished" and info.ok == 7
+
+
+async def test_a_cancelled_run_is_resumed_from_past_runs(tmp_path: Path) -> None:
+    store = tmp_path / "runs.sqlite3"
+    app = make_app(latency=0.3, store=store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("1", "r")
+        await wait_for(pilot, lambda: app.feed is not None and app.feed.run.ok >= 2)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: not app.running)
+        with Store(store, create=False) as opened:
+            (info,) = opened.list_runs()
+        done_before = info.ok
+        assert info.status == "cancelled" and 2 <= done_before < 7
+        await pilot.press("h")
+        await pilot.press("r")
+        await wait_for(
+            pilot, lambda: not app.running and len(app.query_one(RunsTable).history) == 2
+        )
+        resumed = app.query_one(RunsTable).history[-1][1]
+        assert resumed.records == 7 - done_before  # only the rows without a result were sent
+    with Store(store, create=False) as opened:
+        info = opened.get_run(info.id)
+        assert info.ok == 7 and info.status == "finished"
+
+
+async def test_limits_dialog_sets_the_next_runs_limits() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("l")
+        assert isinstance(app.screen, LimitsScreen)
+        app.screen.query_one("#limit-rpm").value = "6000"  # type: ignore[attr-defined]
+        app.screen.query_one("#limit-budget").value = "0.5"  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.engine.options.rpm == 6000 and app.engine.options.budget_usd == 0.5
+        await pilot.press("l")
+        app.screen.query_one("#limit-rpm").value = "lots"  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "not a number" in str(app.screen.query_one("#limits-error", Label).render())

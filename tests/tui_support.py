@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from core.client import Endpoint
 from core.dataset import Record, load_dataset
+from core.engine import ClientOptions
 from core.extract import Extraction, RetryHook
 from core.models import Person
 from core.options import bundled_datasets_dir
@@ -87,6 +88,7 @@ class ScriptedEngine:
         self.extracts: list[ScriptedExtract] = []
         self.hold_from: int | None = None
         self._endpoint = Endpoint("local", "http://127.0.0.1:8765/v1", "fanout-sim")
+        self.options = ClientOptions()
 
     @property
     def endpoint(self) -> Endpoint:

@@ -18,6 +18,7 @@ from core.options import (
     add_dataset_options,
     add_endpoint_options,
     add_simulator_options,
+    add_store_options,
     add_strategy_options,
     resolve_dataset,
 )
@@ -41,6 +42,7 @@ def dashboard_parser() -> argparse.ArgumentParser:
     add_strategy_options(parser, default=DEFAULT_STRATEGY)
     add_endpoint_options(parser)
     add_simulator_options(parser)
+    add_store_options(parser)
     return parser
 
 

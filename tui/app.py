@@ -12,6 +12,7 @@ import asyncio
 import gc
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -24,19 +25,25 @@ from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
 from textual.widgets import Button, DataTable, Footer, RadioSet
 
+from core.cli_store import export_schema
 from core.client import Endpoint
 from core.dataset import Dataset, Record, load_dataset
-from core.engine import Engine
+from core.engine import ClientOptions, Engine
 from core.errors import FanoutError
 from core.export import export_results, export_runs
 from core.models import load_schema
-from core.results import Row
+from core.recorder import RunRecorder, merge_rows, run_meta
+from core.results import Row, Status
 from core.runner import Run
+from core.stats import compute_stats
+from core.store import RunInfo, Store
 from core.strategies import ARTICLE_STRATEGIES, LABELS, STRATEGIES, USES_CONCURRENCY
-from tui.live import RunFeed
+from tui.live import LiveStats, RunFeed
 from tui.screens.detail import RowDetailScreen
 from tui.screens.export import ExportChoice, ExportScreen
 from tui.screens.help import HelpScreen
+from tui.screens.history import HistoryChoice, HistoryScreen
+from tui.screens.limits import Limits, LimitsScreen
 from tui.screens.open_dataset import OpenDatasetScreen
 from tui.settings import DashboardSettings, settings_from_args
 from tui.widgets.chart import InFlightChart, Series
@@ -56,6 +63,8 @@ CHART_EVERY = 4
 
 class EngineLike(Protocol):
     """What the dashboard needs from an engine (the real one, or a test double)."""
+
+    options: ClientOptions
 
     @property
     def endpoint(self) -> Endpoint: ...
@@ -87,12 +96,15 @@ def default_engine(settings: DashboardSettings) -> EngineLike:
 class FanoutApp(App[int]):
     CSS_PATH = "fanout.tcss"
     TITLE = "fanout"
+    AUTO_FOCUS = "ResultsTable"
     BINDINGS = [
         Binding("r", "run", "Run"),
         Binding("c", "cancel", "Cancel"),
         Binding("a", "compare_all", "Compare all"),
         Binding("e", "export", "Export"),
         Binding("o", "open_dataset", "Open"),
+        Binding("h", "history", "Past runs"),
+        Binding("l", "limits", "Limits"),
         Binding("1", "pick(1)", "for loop", show=False),
         Binding("2", "pick(2)", "gather", show=False),
         Binding("3", "pick(3)", "as_completed", show=False),
@@ -125,7 +137,8 @@ class FanoutApp(App[int]):
         self._engine_ready: asyncio.Future[EngineLike] | None = None
         self.feed: RunFeed | None = None
         self.series: Series | None = None
-        self.last_run: Run | None = None
+        self.shown: Shown | None = None
+        """What the results table shows (and what export writes)."""
         self._ticks = 0
         self._stop_plan = False
         self.set_reactive(FanoutApp.strategy, settings.strategy)
@@ -263,7 +276,7 @@ class FanoutApp(App[int]):
         self.notify("cancelling: no new requests; finished rows are kept", timeout=4)
 
     def action_export(self) -> None:
-        strategy = self.last_run.strategy if self.last_run is not None else self.strategy
+        strategy = self.shown.strategy if self.shown is not None else self.strategy
         self.push_screen(ExportScreen(self.dataset.name, strategy, now=self.now()), self._export)
 
     def _export(self, choice: ExportChoice | None) -> None:
@@ -278,10 +291,10 @@ class FanoutApp(App[int]):
                 extra = [{"run": i + 1, "dataset": name} for i, (name, _) in enumerate(history)]
                 path = export_runs([s for _, s in history], choice.path, extra)
             else:
-                if self.last_run is None:
+                if self.shown is None:
                     self.notify("no results yet: press r to run", severity="warning")
                     return
-                path = export_results(self.last_run.rows, self.schema, choice.path)
+                path = export_results(self.shown.rows, self.shown.schema, choice.path)
         except FanoutError as exc:
             self.notify(str(exc), title="export failed", severity="error", timeout=10)
             return
@@ -299,7 +312,7 @@ class FanoutApp(App[int]):
         if dataset is None:
             return
         self.dataset = dataset
-        self.last_run = None
+        self.shown = None
         self.query_one(ResultsTable).reset()
         self.query_one(StatsBar).clear(len(dataset))
         self._show_header()
@@ -343,6 +356,71 @@ class FanoutApp(App[int]):
         if row is not None:
             self.push_screen(RowDetailScreen(row))
 
+    # -- past runs and limits ----------------------------------------------------
+
+    def action_history(self) -> None:
+        if self.settings.store is None:
+            self.notify("runs are not recorded (--no-store)", severity="warning")
+            return
+        self.push_screen(HistoryScreen(self.settings.store), self._history_chosen)
+
+    def _history_chosen(self, choice: HistoryChoice | None) -> None:
+        if choice is None:
+            return
+        if choice.action == "open":
+            self.open_past_run(choice.run)
+        elif self.running:
+            self.notify("a run is in progress: press c to cancel it first", severity="warning")
+        else:
+            self.running = True
+            self._stop_plan = False
+            self.resume_past_run(choice.run)
+
+    def open_past_run(self, info: RunInfo) -> None:
+        """Show a stored run's rows (to read, open in detail, export)."""
+        assert self.settings.store is not None
+        try:
+            with Store(self.settings.store, create=False) as store:
+                rows = store.load_rows(info.id)
+            schema = export_schema(info, rows, self._warn)
+        except FanoutError as exc:
+            self.notify(str(exc), title="cannot open run", severity="error", timeout=10)
+            return
+        table = self.query_one(ResultsTable)
+        table.set_schema(schema)
+        table.add_results([r for r in rows if r.status is not Status.PENDING])
+        table.timeline.scale = max((r.finished_s or 0.0 for r in rows), default=1.0) or 1.0
+        table.repaint()
+        self.shown = Shown(rows, schema, info.strategy, info.dataset_name, info.id)
+        stats = compute_stats(
+            rows,
+            strategy=info.strategy,
+            concurrency=info.semaphore,
+            elapsed_s=float((info.stats or {}).get("elapsed_s") or table.timeline.scale),
+            max_in_flight=int((info.stats or {}).get("max_in_flight") or 0),
+            rate_limited=int((info.stats or {}).get("rate_limited") or 0),
+        )
+        self.query_one(StatsBar).show(LiveStats.of(stats, info.semaphore))
+        table.border_title = f"results of run {info.id} ({info.status}) · h: past runs"
+        self.notify(f"opened run {info.id}: {info.ok} ok, {info.failed} failed", timeout=4)
+
+    def _warn(self, message: str) -> None:
+        self.notify(message, severity="warning", timeout=8)
+
+    def action_limits(self) -> None:
+        options = self.engine.options
+        current = Limits(options.rpm, options.tpm, options.budget_usd)
+        self.push_screen(LimitsScreen(current), self._limits_chosen)
+
+    def _limits_chosen(self, limits: Limits | None) -> None:
+        if limits is None:
+            return
+        self.engine.options = replace(
+            self.engine.options, rpm=limits.rpm, tpm=limits.tpm, budget_usd=limits.budget_usd
+        )
+        self._show_header()
+        self.notify(f"limits for the next runs: {limits_label(self.engine.options)}", timeout=4)
+
     # -- running -------------------------------------------------------------------
 
     @work(group="runs", exclusive=True, exit_on_error=False)
@@ -358,14 +436,51 @@ class FanoutApp(App[int]):
                 if self._stop_plan:
                     break
                 self.strategy = strategy
-                await self._one_run(engine, strategy, concurrency)
+                await self._one_run(engine, self.dataset.records, strategy, concurrency)
         finally:
             self.running = False
 
-    async def _one_run(self, engine: EngineLike, strategy: str, concurrency: int) -> None:
+    @work(group="runs", exclusive=True, exit_on_error=False)
+    async def resume_past_run(self, info: RunInfo) -> None:
+        """Send requests only for a stored run's rows that have no result."""
+        assert self.settings.store is not None
+        try:
+            engine = await self._ready_engine()
+            with Store(self.settings.store, create=False) as store:
+                stored = store.load_rows(info.id)
+                records = store.records_to_resume(info.id)
+            schema = load_schema(info.schema_spec)
+        except FanoutError as exc:
+            self.notify(f"cannot resume {info.id}: {exc}", severity="error", timeout=15)
+            self.running = False
+            return
+        try:
+            if not records:
+                self.notify(f"run {info.id} has nothing left to send", timeout=5)
+                return
+            self.notify(f"resuming {info.id}: {len(records)} rows without a result", timeout=5)
+            self.query_one(ResultsTable).set_schema(schema)
+            run = await self._one_run(
+                engine, records, info.strategy, info.concurrency, schema=schema, resume=info.id
+            )
+            merged = merge_rows(stored, run)
+            self.shown = Shown(merged, schema, info.strategy, info.dataset_name, info.id)
+        finally:
+            self.running = False
+
+    async def _one_run(
+        self,
+        engine: EngineLike,
+        records: Sequence[Record],
+        strategy: str,
+        concurrency: int,
+        *,
+        schema: type[BaseModel] | None = None,
+        resume: str | None = None,
+    ) -> Run:
+        schema = schema or self.schema
         table = self.query_one(ResultsTable)
         table.reset()
-        records = self.dataset.records
         self.query_one(StatsBar).clear(len(records))
         limit = (
             concurrency
@@ -374,21 +489,30 @@ class FanoutApp(App[int]):
         )
         async with engine.run(
             records,
-            self.schema,
+            schema,
             strategy=strategy,
             concurrency=concurrency,
             max_error_rate=self.settings.max_error_rate,
         ) as run:
             feed = RunFeed(run, limit)
-            self.feed, self.last_run = feed, run
+            self.feed = feed
+            self.shown = Shown(run.rows, schema, strategy, self.dataset.name, resume)
             number = len(self.query_one(RunsTable).history) + 1
             self.series = self.query_one(InFlightChart).start_series(
                 strategy, run.semaphore, number
             )
             self.series.samples = feed.samples
+            self.series.limits = feed.limits
+            recorder = await self._recorder(engine, run, strategy, concurrency, schema, resume)
+            where = f"run {recorder.run_id}" if recorder is not None else "not recorded"
+            table.border_title = f"results (in the order requests finished) · {where}"
+            if self.shown is not None and recorder is not None:
+                self.shown = replace(self.shown, run_id=recorder.run_id)
             try:
                 stats = await run.execute()
             finally:
+                if recorder is not None:
+                    await recorder.close()
                 feed.close()
                 self._drain(feed)
         self.query_one(RunsTable).add_stats(self.dataset.name, stats)
@@ -402,6 +526,44 @@ class FanoutApp(App[int]):
                 severity="warning",
                 timeout=8,
             )
+        return run
+
+    async def _recorder(
+        self,
+        engine: EngineLike,
+        run: Run,
+        strategy: str,
+        concurrency: int,
+        schema: type[BaseModel],
+        resume: str | None,
+    ) -> RunRecorder | None:
+        """Record the run in the store; a store problem is a warning, never a stop."""
+        if self.settings.store is None:
+            return None
+
+        def warn(message: str) -> None:
+            self.notify(message, title="run store", severity="warning", timeout=10)
+
+        if resume is not None:
+            recorder = RunRecorder(self.settings.store, run, run_id=resume, on_warning=warn)
+        else:
+            meta = run_meta(
+                dataset=self.dataset,
+                schema_spec=self.settings.schema,
+                schema=schema,
+                strategy=strategy,
+                concurrency=concurrency,
+                endpoint=engine.endpoint,
+                options=engine.options,
+                max_error_rate=self.settings.max_error_rate,
+            )
+            recorder = RunRecorder(self.settings.store, run, meta, on_warning=warn)
+        try:
+            await recorder.start()
+        except FanoutError as exc:
+            warn(f"{exc}; this run is not recorded")
+            return None
+        return recorder
 
     def _drain(self, feed: RunFeed) -> None:
         """Show everything the run produced (at its end)."""
@@ -429,6 +591,28 @@ class FanoutApp(App[int]):
         self.query_one(StatsBar).show(feed.snapshot())
         if self._ticks % CHART_EVERY == 0:
             self.query_one(InFlightChart).redraw()
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The rows on screen, with what export needs to write them."""
+
+    rows: Sequence[Row]
+    schema: type[BaseModel]
+    strategy: str
+    dataset: str
+    run_id: str | None = None
+
+
+def limits_label(options: ClientOptions) -> str:
+    parts = []
+    if options.rpm:
+        parts.append(f"{options.rpm:,} rpm")
+    if options.tpm:
+        parts.append(f"{options.tpm:,} tpm")
+    if options.budget_usd is not None:
+        parts.append(f"budget ${options.budget_usd:g}")
+    return ", ".join(parts) or "none"
 
 
 def load_for_dashboard(settings: DashboardSettings) -> tuple[Dataset, type[BaseModel]]:

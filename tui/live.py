@@ -25,6 +25,7 @@ class LiveStats:
     elapsed: float
     in_flight: int
     limit: int | None
+    """The semaphore, the adaptive strategy's current limit, or None."""
     done: int
     total: int
     ok: int
@@ -41,6 +42,30 @@ class LiveStats:
     stopping: bool
     errors_by_kind: dict[str, int]
 
+    @classmethod
+    def of(cls, stats: RunStats, limit: int | None) -> LiveStats:
+        """The stats bar for a finished (e.g. stored) run."""
+        return cls(
+            elapsed=stats.elapsed_s,
+            in_flight=0,
+            limit=limit,
+            done=stats.ok + stats.failed + stats.cancelled,
+            total=stats.records,
+            ok=stats.ok,
+            failed=stats.failed,
+            cancelled=stats.cancelled,
+            retries=max(0, stats.attempts - stats.ok - stats.failed),
+            throughput=stats.throughput_rps,
+            p50=stats.p50_latency_s,
+            p95=stats.p95_latency_s,
+            first_result=stats.first_result_s,
+            tokens=stats.total_tokens,
+            cost_usd=stats.cost_usd,
+            running=False,
+            stopping=False,
+            errors_by_kind=dict(stats.errors_by_kind),
+        )
+
 
 class RunFeed:
     """Buffers a run's events for the UI; one per run."""
@@ -56,11 +81,15 @@ class RunFeed:
         self.ended: RunStats | None = None
         self.samples: list[tuple[float, int]] = [(0.0, 0)]
         """(elapsed, in flight) at every start and finish: the chart's step line."""
+        self.limits: list[tuple[float, int]] = []
+        """(elapsed, the adaptive strategy's limit) at every start and finish."""
         self._unsubscribe = run.subscribe(self.on_event)
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, RowStarted):
             self.samples.append((event.at, self.run.in_flight))
+            if self.run.limiter is not None:
+                self.limits.append((event.at, self.run.limiter.slots))
         elif isinstance(event, RowFinished):
             self.samples.append((event.at, self.run.in_flight))
             row = self.run.rows[event.index]
@@ -93,10 +122,11 @@ class RunFeed:
         run = self.run
         elapsed = run.elapsed
         completed = run.ok + run.failed
+        limit = run.limiter.slots if run.limiter is not None else self.limit
         return LiveStats(
             elapsed=elapsed,
             in_flight=run.in_flight,
-            limit=self.limit,
+            limit=limit,
             done=run.finished,
             total=run.total,
             ok=run.ok,

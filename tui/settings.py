@@ -15,6 +15,7 @@ from core.options import (
     client_options_from_args,
     endpoint_from_args,
     server_config_from_args,
+    store_path_from_args,
 )
 
 
@@ -29,6 +30,8 @@ class DashboardSettings:
     client: ClientOptions = field(default_factory=ClientOptions)
     server: ServerConfig = field(default_factory=ServerConfig)
     max_error_rate: float | None = None
+    store: Path | None = None
+    """Where runs are recorded (None: not recorded)."""
 
 
 def settings_from_args(args: argparse.Namespace, dataset: Path) -> DashboardSettings:
@@ -42,4 +45,5 @@ def settings_from_args(args: argparse.Namespace, dataset: Path) -> DashboardSett
         client=client_options_from_args(args),
         server=server_config_from_args(args),
         max_error_rate=args.max_error_rate,
+        store=store_path_from_args(args),
     )

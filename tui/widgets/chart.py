@@ -7,7 +7,7 @@ visible, not only readable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual_plotext import PlotextPlot
 
@@ -22,6 +22,8 @@ MAX_POINTS = 120
 class Series:
     label: str
     samples: list[tuple[float, int]]
+    limits: list[tuple[float, int]] = field(default_factory=list)
+    """The adaptive strategy's limit over time (empty for the others)."""
 
 
 def steps(samples: list[tuple[float, int]], buckets: int = MAX_POINTS) -> list[tuple[float, int]]:

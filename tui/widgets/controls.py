@@ -32,9 +32,11 @@ class StrategyPicker(RadioSet):
         return button.name if button is not None and button.name else next(iter(STRATEGIES))
 
     def select(self, strategy: str) -> None:
-        for button in self.query(RadioButton):
-            if button.name == strategy and not button.value:
-                button.value = True
+        for index, button in enumerate(self.query(RadioButton)):
+            if button.name == strategy:
+                if not button.value:
+                    button.value = True
+                self._selected = index  # the keyboard highlight follows the choice
 
 
 class SemaphoreControl(Horizontal):
