@@ -33,6 +33,7 @@ from core.options import (
     add_strategy_options,
     client_options_from_args,
     endpoint_from_args,
+    non_negative_float,
     positive_int,
     resolve_dataset,
     server_config_from_args,
@@ -227,6 +228,14 @@ def bench_parser(prog: str = "fanout bench") -> argparse.ArgumentParser:
         "--repeat", type=positive_int, default=1, metavar="K", help="run each strategy K times"
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list, one object per run")
+    parser.add_argument(
+        "--cooldown",
+        type=non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait between strategies so a rate-limited endpoint's window drains (e.g. 60); "
+        "the built-in simulator is restarted instead when it has limits",
+    )
     add_dataset_options(parser)
     add_strategy_options(parser, default=None)
     add_endpoint_options(parser)
@@ -271,23 +280,38 @@ async def _bench(
 ) -> list[tuple[dict[str, Any], RunStats]]:
     server = server_config_from_args(args)
     choice = endpoint_from_args(args)
+    options = client_options_from_args(args)
+    # Strategies must not inherit each other's rate-limit window: a limited
+    # simulator starts fresh for each; another endpoint gets --cooldown.
+    fresh = choice.kind == "local" and bool(server.rpm or server.tpm)
+    plan = [(repeat, strategy) for repeat in range(args.repeat) for strategy in strategies]
     results: list[tuple[dict[str, Any], RunStats]] = []
-    async with Engine(choice, server=server, options=client_options_from_args(args)) as engine:
+    engine = Engine(choice, server=server, options=options)
+    try:
+        await engine.start()
         for message in await engine.preflight():
             warn(message)
-        for repeat in range(args.repeat):
-            for strategy in strategies:
-                async with engine.run(
-                    dataset.records,
-                    schema,
-                    strategy=strategy,
-                    concurrency=args.concurrency,
-                    max_error_rate=args.max_error_rate,
-                ) as run:
-                    stats = await run.execute()
-                entry = bench_entry(stats, repeat, dataset, engine, server)
-                results.append((entry, stats))
-                print(format_stats_line(stats, None), file=sys.stderr)
+        for position, (repeat, strategy) in enumerate(plan):
+            if position and fresh:
+                await engine.close()
+                engine = Engine(choice, server=server, options=options)
+                await engine.start()
+            elif position and args.cooldown:
+                print(f"fanout: cooling down {args.cooldown:g} s", file=sys.stderr)
+                await asyncio.sleep(args.cooldown)
+            async with engine.run(
+                dataset.records,
+                schema,
+                strategy=strategy,
+                concurrency=args.concurrency,
+                max_error_rate=args.max_error_rate,
+            ) as run:
+                stats = await run.execute()
+            entry = bench_entry(stats, repeat, dataset, engine, server)
+            results.append((entry, stats))
+            print(format_stats_line(stats, None), file=sys.stderr)
+    finally:
+        await engine.close()
     return results
 
 
@@ -353,4 +377,8 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
 def main(argv: Sequence[str]) -> int:
     command, *rest = argv
     handler, _ = COMMANDS[command]
-    return handler(rest)
+    try:
+        return handler(rest)
+    except KeyboardInterrupt:  # Ctrl-C before a run's own handler is installed (start-up)
+        print("\nfanout: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

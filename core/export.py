@@ -66,7 +66,7 @@ def _cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.6f}".rstrip("0").rstrip(".") if value == value else ""
+        return format(value, ".12g") if value == value else ""
     if isinstance(value, (dict, list)):
         return safe_cell(json.dumps(value, ensure_ascii=False))
     if isinstance(value, bool):

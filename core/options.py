@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from core.client import MODES, EndpointChoice, choose_endpoint
 from core.engine import ClientOptions
@@ -110,6 +111,25 @@ def mode_name(text: str) -> str:
     return name
 
 
+def base_url_option(text: str) -> str:
+    """A --base-url that parses and holds no credentials; the rest is checked by the client.
+
+    The messages never repeat the value: it may hold a password or a key.
+    """
+    try:
+        parts = urlsplit(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            "not a URL; expected http(s)://host[:port]/v1, e.g. http://127.0.0.1:8000/v1"
+        ) from None
+    if "@" in parts.netloc:
+        raise argparse.ArgumentTypeError(
+            "credentials in the URL (user:password@host) are not supported; "
+            "put the key in OPENAI_API_KEY"
+        )
+    return text
+
+
 # -- option groups ----------------------------------------------------------
 
 
@@ -190,6 +210,7 @@ def add_endpoint_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--base-url",
+        type=base_url_option,
         metavar="URL",
         help="any OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 "
         "(vLLM, Ollama, llama.cpp); 'local' forces the simulator",
@@ -263,6 +284,12 @@ def add_simulator_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--sim-timeout-rate", type=fraction, metavar="F", help="share of requests that hang"
     )
+    group.add_argument(
+        "--sim-rate-window",
+        type=positive_float,
+        metavar="SECONDS",
+        help="the simulator's rate-limit window (default 60; allowance scales with it)",
+    )
     group.add_argument("--sim-seed", type=int, metavar="N", help="seed for the simulator")
 
 
@@ -295,6 +322,7 @@ def server_config_from_args(args: argparse.Namespace) -> ServerConfig:
         "invalid_rate": args.sim_invalid_rate,
         "timeout_rate": args.sim_timeout_rate,
         "seed": args.sim_seed,
+        "rate_window": args.sim_rate_window,
     }
     kwargs = {name: value for name, value in changes.items() if value is not None}
     return dataclasses.replace(ServerConfig(), **kwargs)

@@ -35,8 +35,12 @@ def format_stats_line(stats: RunStats, out: Path | None) -> str:
         f"first result {seconds(stats.first_result_s)}; "
         f"latency p50 {seconds(stats.p50_latency_s)} p95 {seconds(stats.p95_latency_s)}"
     )
+    if stats.rate_limited:
+        line += f"; {stats.achieved_rpm:.0f} ok/min, {stats.share_429:.1%} of attempts got 429"
     if stats.total_tokens:
         line += f"; {stats.total_tokens:,} tokens"
+    if stats.cost_usd:
+        line += f" (${stats.cost_usd:.4f})"
     if out is not None:
         line += f" -> {out}"
     return line
@@ -91,6 +95,10 @@ def stats_table(stats: Sequence[RunStats], ideal: Sequence[float | None] | None 
     table.add_column("p50", justify="right")
     table.add_column("p95", justify="right")
     table.add_column("max in flight", justify="right")
+    limited = any(item.rate_limited for item in stats)
+    if limited:
+        table.add_column("ok/min", justify="right")
+        table.add_column("429 share", justify="right")
     for i, item in enumerate(stats):
         cells = [
             LABELS.get(item.strategy, item.strategy),
@@ -109,5 +117,10 @@ def stats_table(stats: Sequence[RunStats], ideal: Sequence[float | None] | None 
             seconds(item.p95_latency_s),
             str(item.max_in_flight),
         ]
+        if limited:
+            cells += [f"{item.achieved_rpm:.0f}", f"{item.share_429:.1%}"]
         table.add_row(*cells)
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # piped: keep the table on one line per run
+    console.print(table)

@@ -228,6 +228,8 @@ class Run:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         self._emit(RowStarted(row.index, row.started_s))
 
+        stop_for: str | None = None
+
         def on_retry(attempt: int, delay: float, failure: Failure) -> None:
             self.retries += 1
             self._emit(RowRetrying(row.index, self.now(), attempt, delay, failure.message))
@@ -250,7 +252,7 @@ class Run:
             )
             if exc.failure.kind is ErrorKind.BUDGET:
                 self._cancel_row(row, exc.failure.message)
-                self.stop(exc.failure.message)
+                stop_for = exc.failure.message  # after this task has left the active set
             else:
                 self._fail_row(row, exc.failure)
         except Exception as exc:  # an extract that broke its promise; keep the run going
@@ -274,7 +276,9 @@ class Run:
             self.in_flight -= 1
             row.finished_s = self.now()
         self._emit(RowFinished(row.index, row.finished_s))
-        if row.status is Status.FAILED:
+        if stop_for is not None:
+            self.stop(stop_for)
+        elif row.status is Status.FAILED:
             self._check_error_rate()
         return row
 

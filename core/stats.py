@@ -58,12 +58,24 @@ class RunStats:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["total_tokens"] = self.prompt_tokens + self.completion_tokens
+        data["total_tokens"] = self.total_tokens
+        data["achieved_rpm"] = self.achieved_rpm
+        data["share_429"] = self.share_429
         return data
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def achieved_rpm(self) -> float:
+        """Successful rows per minute of wall time."""
+        return self.ok / self.elapsed_s * 60 if self.elapsed_s > 0 else 0.0
+
+    @property
+    def share_429(self) -> float:
+        """The share of HTTP attempts the server refused with 429."""
+        return self.rate_limited / self.attempts if self.attempts else 0.0
 
 
 def compute_stats(
