@@ -153,9 +153,20 @@ def build_openai(
     )
 
 
+def display_url(url: str) -> str:
+    """A URL fit to print: no user:password, query or fragment (keys hide there)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
 def _host(url: str) -> str:
     parts = urlsplit(url)
-    return parts.netloc or url
+    host = parts.hostname or ""
+    return f"{host}:{parts.port}" if parts.port else host or display_url(url)
 
 
 async def close_client(client: openai.AsyncOpenAI) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ from core.errors import DatasetError
 
 MAX_TEXT_CHARS = 200_000
 """A record longer than this is almost surely a mistake (a whole file in one cell)."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A lone UTF-16 surrogate (only a JSON escape like \\ud800 makes one): no UTF-8 for it."""
 
 FORMATS = ("csv", "tsv", "jsonl", "json", "txt")
 _EXTENSIONS = {
@@ -138,11 +141,16 @@ def _read_text(path: Path) -> str:
         ) from exc
 
 
-def _check_text(path: Path, line: int, text: str) -> None:
+def _check_text(path: Path, line: int, text: str, what: str = "text") -> None:
     if len(text) > MAX_TEXT_CHARS:
         raise DatasetError(
-            f"{path}, line {line}: text is {len(text):,} characters, over the limit of "
+            f"{path}, line {line}: {what} is {len(text):,} characters, over the limit of "
             f"{MAX_TEXT_CHARS:,}; split it or check the column"
+        )
+    if _SURROGATE.search(text):
+        raise DatasetError(
+            f"{path}, line {line}: {what} holds a lone surrogate escape (like \\ud800), "
+            "which is not a character; fix or remove it"
         )
 
 
@@ -221,6 +229,8 @@ def _record_from_json(
             )
         value = str(raw)
         record_id = str(item["id"]) if key != "id" and item.get("id") is not None else None
+        if record_id is not None:
+            _check_text(path, line, record_id, "id")
         extra = {k: v for k, v in item.items() if k not in (key, "id")}
         for name in extra:
             columns.setdefault(name, None)
@@ -250,12 +260,21 @@ def _load_jsonl(path: Path, text: str, key: str) -> tuple[list[_Row], list[str],
                 f"{path}, line {line}: not valid JSON ({exc.msg} at column {exc.colno}); "
                 "each line must be one JSON object"
             ) from exc
+        except (ValueError, RecursionError) as exc:
+            raise DatasetError(f"{path}, line {line}: {_json_limit(exc)}") from exc
         row = _record_from_json(path, line, item, key, columns)
         if row is None:
             skipped += 1
         else:
             rows.append(row)
     return rows, list(columns), skipped
+
+
+def _json_limit(exc: ValueError | RecursionError) -> str:
+    """Valid JSON that Python will not read: too deeply nested, or a number too long."""
+    if isinstance(exc, RecursionError):
+        return "JSON nested too deeply to read; flatten the records"
+    return "JSON holds a number with too many digits to read; quote it as a string"
 
 
 def _load_json(path: Path, text: str, key: str) -> tuple[list[_Row], list[str], int]:
@@ -265,6 +284,8 @@ def _load_json(path: Path, text: str, key: str) -> tuple[list[_Row], list[str], 
         raise DatasetError(
             f"{path}, line {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})"
         ) from exc
+    except (ValueError, RecursionError) as exc:
+        raise DatasetError(f"{path}: {_json_limit(exc)}") from exc
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list)]
         if len(lists) != 1:

@@ -19,7 +19,14 @@ from types import TracebackType
 import openai
 from pydantic import BaseModel
 
-from core.client import Endpoint, EndpointChoice, build_openai, close_client, parse_mode
+from core.client import (
+    Endpoint,
+    EndpointChoice,
+    build_openai,
+    close_client,
+    display_url,
+    parse_mode,
+)
 from core.dataset import Record
 from core.errors import EndpointError
 from core.extract import Extractor, RetryPolicy
@@ -130,7 +137,7 @@ class Engine:
         except openai.APIConnectionError as exc:
             failure = classify(exc, endpoint.secrets)
             raise EndpointError(
-                f"cannot reach {endpoint.base_url}: {failure.message}; "
+                f"cannot reach {display_url(endpoint.base_url)}: {failure.message}; "
                 "is the server running and the URL right?"
             ) from None
         except openai.APIStatusError as exc:

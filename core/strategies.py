@@ -80,8 +80,19 @@ def _limit(concurrency: int) -> Callable[[Awaitable[T]], Awaitable[T]]:
     semaphore = asyncio.Semaphore(concurrency)
 
     async def limited(pending: Awaitable[T]) -> T:
-        async with semaphore:
+        try:
+            await semaphore.acquire()
+        except BaseException:
+            # Cancelled while waiting for a slot: the request never starts, so close
+            # its coroutine rather than leave it "never awaited".
+            close = getattr(pending, "close", None)
+            if close is not None:
+                close()
+            raise
+        try:
             return await pending
+        finally:
+            semaphore.release()
 
     return limited
 

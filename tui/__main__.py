@@ -1,7 +1,9 @@
 """``fanout``: the dashboard, or a headless command (run, bench, serve, ...).
 
 Textual is imported only when the dashboard opens, so headless commands
-start fast and need no terminal.
+start fast and need no terminal. Everything heavy is imported inside
+``main``, so a Ctrl-C while Python is still loading is one line, not a
+traceback.
 """
 
 from __future__ import annotations
@@ -10,21 +12,20 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from core.cli import COMMANDS, fail
-from core.cli import main as run_command
-from core.errors import FanoutError
-from core.options import (
-    DEFAULT_STRATEGY,
-    add_dataset_options,
-    add_endpoint_options,
-    add_simulator_options,
-    add_store_options,
-    add_strategy_options,
-    resolve_dataset,
-)
+EXIT_INTERRUPTED = 130
 
 
 def dashboard_parser() -> argparse.ArgumentParser:
+    from core.cli import COMMANDS
+    from core.options import (
+        DEFAULT_STRATEGY,
+        add_dataset_options,
+        add_endpoint_options,
+        add_simulator_options,
+        add_store_options,
+        add_strategy_options,
+    )
+
     commands = "\n".join(f"  {name:<8} {help_text}" for name, (_, help_text) in COMMANDS.items())
     parser = argparse.ArgumentParser(
         prog="fanout",
@@ -47,7 +48,19 @@ def dashboard_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        print("fanout: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(args_list: list[str]) -> int:
+    from core.cli import COMMANDS, fail
+    from core.cli import main as run_command
+    from core.errors import FanoutError
+    from core.options import resolve_dataset
+
     if args_list and args_list[0] in COMMANDS:
         return run_command(args_list)
     args = dashboard_parser().parse_args(args_list)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable
 
 from core.errors import ConfigError
-from core.localserver.config import DEFAULT_MODEL, ServerConfig
+from core.localserver.config import API_KEY_ENV, DEFAULT_MODEL, ServerConfig
 
 _DESCRIPTION = """\
 Run fanout's built-in OpenAI-compatible endpoint: a simulator, not a language
@@ -111,10 +112,10 @@ def build_parser(prog: str = "fanout serve") -> argparse.ArgumentParser:
     )
     where.add_argument(
         "--api-key",
-        default=None,
+        default=os.environ.get(API_KEY_ENV) or None,
         metavar="KEY",
         help="require 'Authorization: Bearer KEY' on every route but /health; others get "
-        "OpenAI's 401 invalid_api_key (default: any key, or none, is accepted)",
+        f"OpenAI's 401 invalid_api_key (default: ${API_KEY_ENV}, else any key or none)",
     )
     where.add_argument(
         "--model",

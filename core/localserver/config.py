@@ -12,6 +12,10 @@ DEFAULT_MODEL = "fanout-sim"
 FAULT_FIELDS = ("error_rate", "timeout_rate", "malformed_rate", "invalid_rate")
 
 
+API_KEY_ENV = "FANOUT_SIM_API_KEY"
+"""The environment variable a started simulator reads its API key from."""
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """How the simulator listens, how slow it is, what it limits and what it breaks.
@@ -113,11 +117,15 @@ class ServerConfig:
         return None if self.tpm is None else self.tpm * self.rate_window / 60.0
 
     def to_argv(self) -> list[str]:
-        """Command-line options for ``python -m core.localserver`` giving this config."""
+        """Command-line options for ``python -m core.localserver`` giving this config.
+
+        The API key is left out (a command line is visible to every user in
+        ``ps``); pass it in the environment as ``FANOUT_SIM_API_KEY``.
+        """
         argv: list[str] = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if value == f.default or value is None:
+            if value == f.default or value is None or f.name == "api_key":
                 continue
             argv += [
                 f"--{f.name.replace('_', '-')}",

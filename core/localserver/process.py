@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import IO
 
 from core.errors import EndpointError
-from core.localserver.config import ServerConfig
+from core.localserver.config import API_KEY_ENV, ServerConfig
 from core.localserver.serve import parse_announce
 
 STARTUP_TIMEOUT = 20.0
@@ -95,6 +95,9 @@ class LocalServer:
             path = env.get("PYTHONPATH")
             env["PYTHONPATH"] = _PROJECT_ROOT + (os.pathsep + path if path else "")
             env["PYTHONUNBUFFERED"] = "1"
+            env.pop(API_KEY_ENV, None)
+            if self.config.api_key is not None:
+                env[API_KEY_ENV] = self.config.api_key  # not on the command line: ps shows that
             self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child
             try:
                 process = subprocess.Popen(
