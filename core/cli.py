@@ -23,6 +23,7 @@ from core.dataset import Dataset, load_dataset
 from core.engine import Engine
 from core.errors import ExportError, FanoutError
 from core.export import export_format, export_results, results_jsonl
+from core.gctune import quiet_gc
 from core.localserver import ServerConfig
 from core.models import load_schema
 from core.options import (
@@ -192,7 +193,10 @@ async def _execute_with_progress(run: Run, title: str, *, quiet: bool) -> bool:
     with suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGINT, on_sigint)
     try:
-        with progress_display(run, title, enabled=not quiet and sys.stderr.isatty()) as tick:
+        with (
+            quiet_gc(),
+            progress_display(run, title, enabled=not quiet and sys.stderr.isatty()) as tick,
+        ):
             task = asyncio.create_task(run.execute())
             while not task.done():
                 await asyncio.wait({task}, timeout=0.1)
@@ -306,7 +310,8 @@ async def _bench(
                 concurrency=args.concurrency,
                 max_error_rate=args.max_error_rate,
             ) as run:
-                stats = await run.execute()
+                with quiet_gc():
+                    stats = await run.execute()
             entry = bench_entry(stats, repeat, dataset, engine, server)
             results.append((entry, stats))
             print(format_stats_line(stats, None), file=sys.stderr)

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from core.client import MODES, choose_endpoint
 from core.dataset import load_dataset
 from core.engine import ClientOptions, Engine
-from core.extract import RetryPolicy
+from core.extract import RetryPolicy, read_completion
 from core.localserver import LocalServer, ServerConfig
 from core.models import Contact, Person, Review
 from core.options import bundled_datasets_dir
@@ -106,3 +106,16 @@ async def test_a_row_that_never_validates_fails_with_a_reason() -> None:
         assert row.status is Status.FAILED and row.attempts == 3
         assert row.error is not None and row.error.startswith("invalid model output after 3")
         assert row.prompt_tokens > 0  # the failed attempts still cost tokens
+
+
+def test_read_completion_is_fast_and_still_lenient() -> None:
+    full = (
+        b'{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,'
+        b'"finish_reason":"stop","message":{"role":"assistant","content":"hi"}}],'
+        b'"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}'
+    )
+    completion = read_completion(full)
+    assert completion.choices[0].message.content == "hi" and completion.usage is not None
+    # A server that leaves fields out (no id, created, object) still parses.
+    sparse = b'{"choices":[{"message":{"role":"assistant","content":"hey"}}]}'
+    assert read_completion(sparse).choices[0].message.content == "hey"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
@@ -23,7 +22,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.reactive import reactive
-from textual.widgets import Button, DataTable, Footer, RadioSet
+from textual.widgets import Button, Footer, RadioSet
 
 from core.cli_store import export_schema
 from core.client import Endpoint
@@ -31,6 +30,7 @@ from core.dataset import Dataset, Record, load_dataset
 from core.engine import ClientOptions, Engine
 from core.errors import FanoutError
 from core.export import export_results, export_runs
+from core.gctune import quiet_gc
 from core.models import load_schema
 from core.recorder import RunRecorder, merge_rows, run_meta
 from core.results import Row, Status
@@ -177,9 +177,6 @@ class FanoutApp(App[int]):
         self.set_interval(TICK_SECONDS, self._tick)
         self._engine_ready = asyncio.get_running_loop().create_future()
         self.start_engine()
-        # Long runs allocate many small objects; freezing what exists at start-up
-        # keeps gen-2 collections (100+ ms pauses) from scanning it again and again.
-        gc.freeze()
 
     async def on_unmount(self) -> None:
         if self.feed is not None:
@@ -350,11 +347,9 @@ class FanoutApp(App[int]):
     def _strategy_changed(self) -> None:
         self.strategy = self.query_one(StrategyPicker).strategy
 
-    @on(DataTable.RowSelected, "#results")
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
-        row = self.query_one(ResultsTable).row_for_key(event.row_key.value)
-        if row is not None:
-            self.push_screen(RowDetailScreen(row))
+    @on(ResultsTable.RowChosen, "#results")
+    def _row_chosen(self, event: ResultsTable.RowChosen) -> None:
+        self.push_screen(RowDetailScreen(event.row))
 
     # -- past runs and limits ----------------------------------------------------
 
@@ -509,7 +504,8 @@ class FanoutApp(App[int]):
             if self.shown is not None and recorder is not None:
                 self.shown = replace(self.shown, run_id=recorder.run_id)
             try:
-                stats = await run.execute()
+                with quiet_gc():
+                    stats = await run.execute()
             finally:
                 if recorder is not None:
                     await recorder.close()

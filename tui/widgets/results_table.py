@@ -1,94 +1,256 @@
-"""The results table: one row per finished request, in the order they finished."""
+"""The results table: one line per finished request, in the order they finished.
+
+A Line API widget rather than a DataTable: adding a row appends to a list and
+grows the virtual height, and painting draws only the visible lines, so a
+run of 100,000 rows costs the same per frame as one of 100. Cells that do not
+change are built once per row; the timing cells (waterfall, delivered) are
+drawn from the live row every time, so late deliveries and a growing time
+scale only need a repaint.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from pydantic import BaseModel
-from rich.text import Text
-from textual.widgets import DataTable
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from core.models import field_columns, flatten
 from core.results import Row, Status
-from tui.widgets.waterfall import DeliveredCell, Timeline, WaterfallCell
+from tui.widgets.waterfall import Timeline, delivered, waterfall
 
 TEXT_WIDTH = 36
 FIELD_WIDTH = 14
 WATERFALL_WIDTH = 32
+DELIVERED_WIDTH = 9
+GAP = " "
 STATUS_STYLE = {
-    Status.OK: "green",
-    Status.FAILED: "bold red",
-    Status.CANCELLED: "yellow",
-    Status.RUNNING: "cyan",
-    Status.PENDING: "dim",
+    Status.OK: Style(color="green"),
+    Status.FAILED: Style(color="red", bold=True),
+    Status.CANCELLED: Style(color="yellow"),
+    Status.RUNNING: Style(color="cyan"),
+    Status.PENDING: Style(dim=True),
 }
+ERROR_STYLE = Style(color="red")
 
 
 def clip(value: str, width: int) -> str:
+    """One line of at most ``width`` cells, padded to exactly ``width``."""
     value = " ".join(value.split())
-    return value if len(value) <= width else value[: width - 1] + "…"
+    if cell_len(value) > width:
+        value = set_cell_size(value, width - 1) + "…"
+    return set_cell_size(value, width)
 
 
-class ResultsTable(DataTable[Any]):
-    """Rows are added as requests finish; timing cells repaint themselves."""
+@dataclass(frozen=True)
+class Column:
+    label: str
+    width: int
+    right: bool = False
+
+
+class ResultsTable(ScrollView, can_focus=True):
+    """Rows are appended as requests finish; ``enter`` opens the row under the cursor."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "cursor(-1)", "Up", show=False),
+        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "jump(0)", "First", show=False),
+        Binding("end", "jump(-1)", "Last", show=False),
+        Binding("enter", "choose", "Detail", show=False),
+    ]
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "results--header",
+        "results--cursor",
+        "results--stripe",
+    }
+
+    cursor_row: reactive[int] = reactive(0)
+
+    class RowChosen(Message):
+        """Enter (or a click) on a row."""
+
+        def __init__(self, table: ResultsTable, row: Row) -> None:
+            super().__init__()
+            self.row = row
+            self._table = table
+
+        @property
+        def control(self) -> ResultsTable:
+            return self._table
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(**kwargs)
         self.timeline = Timeline()
-        self._fields: list[str] = []
+        self.rows: list[Row] = []
         self.rows_by_key: dict[str, Row] = {}
+        self._fields: list[str] = []
+        self._columns: list[Column] = []
+        self._static: dict[int, list[Segment]] = {}
+        self._width = 0
+
+    # -- data ----------------------------------------------------------------------
 
     def set_schema(self, schema: type[BaseModel]) -> None:
-        self.clear(columns=True)
-        self.rows_by_key.clear()
         self._fields = field_columns(schema)
-        self.add_column("id", key="id")
-        self.add_column("text", key="text", width=TEXT_WIDTH)
-        for name in self._fields:
-            self.add_column(name, key=f"field:{name}", width=FIELD_WIDTH)
-        self.add_column("status", key="status", width=9)
-        self.add_column("latency", key="latency", width=8)
-        self.add_column("tries", key="attempts", width=5)
-        self.add_column("waterfall (◆ delivered)", key="waterfall", width=WATERFALL_WIDTH)
-        self.add_column("delivered", key="delivered", width=DeliveredCell.width)
+        self._columns = [
+            Column("id", 6),
+            Column("text", TEXT_WIDTH),
+            *(Column(name, FIELD_WIDTH) for name in self._fields),
+            Column("status", 9),
+            Column("latency", 8, right=True),
+            Column("tries", 5, right=True),
+            Column("waterfall (◆ delivered)", WATERFALL_WIDTH),
+            Column("delivered", DELIVERED_WIDTH, right=True),
+        ]
+        self._width = sum(c.width for c in self._columns) + len(GAP) * (len(self._columns) + 1)
+        self.reset()
 
     def reset(self) -> None:
-        self.clear()
+        self.rows.clear()
         self.rows_by_key.clear()
+        self._static.clear()
         self.timeline.scale = 1.0
+        self.cursor_row = 0
+        self._resize()
 
     def add_results(self, rows: Sequence[Row]) -> None:
         for row in rows:
             key = str(row.index)
-            if key in self.rows_by_key:
-                continue
-            self.rows_by_key[key] = row
-            self.add_row(*self._cells(row), key=key)
+            if key not in self.rows_by_key:
+                self.rows_by_key[key] = row
+                self.rows.append(row)
+        self._resize()
 
-    def _cells(self, row: Row) -> list[Any]:
-        values = flatten(row.data or {}, self._fields)
-        field_cells = [
-            Text(clip("" if values[name] is None else str(values[name]), FIELD_WIDTH))
-            for name in self._fields
-        ]
-        if row.status is Status.FAILED and self._fields:
-            field_cells[0] = Text(clip(row.error or "failed", FIELD_WIDTH), style="red")
-        latency = row.latency_s
-        return [
-            Text(row.id),
-            Text(clip(row.text, TEXT_WIDTH)),
-            *field_cells,
-            Text(row.status.value, style=STATUS_STYLE[row.status]),
-            Text("" if latency is None else f"{latency:.2f} s", justify="right"),
-            Text(str(row.attempts), justify="right"),
-            WaterfallCell(row, self.timeline, WATERFALL_WIDTH),
-            DeliveredCell(row),
-        ]
-
-    def repaint(self) -> None:
-        """Redraw the live cells (scale or delivery changed) without touching the data."""
-        self.notify_style_update()
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
 
     def row_for_key(self, key: str | None) -> Row | None:
         return None if key is None else self.rows_by_key.get(key)
+
+    def repaint(self) -> None:
+        """Redraw the live cells (scale or delivery changed) without touching the data."""
+        self.refresh()
+
+    def _resize(self) -> None:
+        self.virtual_size = Size(self._width, len(self.rows) + 1)
+        self.refresh()
+
+    # -- drawing -------------------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.size.width
+        if y == 0:
+            strip = self._header()
+        else:
+            index = scroll_y + y - 1
+            if index >= len(self.rows):
+                return Strip.blank(width, self.rich_style)
+            strip = self._line(index)
+        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+
+    def _header(self) -> Strip:
+        style = self.get_component_rich_style("results--header")
+        segments = [Segment(GAP, style)]
+        for column in self._columns:
+            text = clip(column.label, column.width)
+            segments += [Segment(text, style), Segment(GAP, style)]
+        return Strip(segments, self._width)
+
+    def _line(self, index: int) -> Strip:
+        row = self.rows[index]
+        static = self._static.get(row.index)
+        if static is None:
+            static = self._static[row.index] = self._static_cells(row)
+        segments = [
+            *static,
+            *waterfall(row, self.timeline, WATERFALL_WIDTH),
+            Segment(GAP),
+            delivered(row, DELIVERED_WIDTH),
+            Segment(GAP),
+        ]
+        strip = Strip(segments, self._width)
+        base = self.rich_style
+        if index == self.cursor_row and self.has_focus:
+            base = base + self.get_component_rich_style("results--cursor")
+        elif index % 2:
+            base = base + self.get_component_rich_style("results--stripe")
+        return strip.apply_style(base)
+
+    def _static_cells(self, row: Row) -> list[Segment]:
+        values = flatten(row.data or {}, self._fields)
+        fields: list[tuple[str, Style | None]] = [
+            ("" if values[name] is None else str(values[name]), None) for name in self._fields
+        ]
+        if row.status is Status.FAILED and fields:
+            fields[0] = (row.error or "failed", ERROR_STYLE)
+        latency = "" if row.latency_s is None else f"{row.latency_s:.2f} s"
+        cells: list[tuple[str, Style | None]] = [
+            (row.id, None),
+            (row.text, None),
+            *fields,
+            (row.status.value, STATUS_STYLE[row.status]),
+            (latency, None),
+            (str(row.attempts), None),
+        ]
+        segments = [Segment(GAP)]
+        for (text, style), column in zip(cells, self._columns, strict=False):
+            value = clip(text, column.width)
+            if column.right:
+                value = value.strip().rjust(column.width)
+            segments += [Segment(value, style), Segment(GAP)]
+        return segments
+
+    # -- moving around -------------------------------------------------------------------
+
+    def watch_cursor_row(self, old: int, new: int) -> None:
+        visible = max(1, self.size.height - 1)
+        if new < self.scroll_y:
+            self.scroll_to(y=new, animate=False)
+        elif new >= self.scroll_y + visible:
+            self.scroll_to(y=new - visible + 1, animate=False)
+        self.refresh()
+
+    def validate_cursor_row(self, value: int) -> int:
+        return max(0, min(value, len(self.rows) - 1)) if self.rows else 0
+
+    def action_cursor(self, step: int) -> None:
+        self.cursor_row += step
+
+    def action_page(self, direction: int) -> None:
+        self.cursor_row += direction * max(1, self.size.height - 2)
+
+    def action_jump(self, where: int) -> None:
+        self.cursor_row = where if where >= 0 else len(self.rows) - 1
+
+    def action_choose(self) -> None:
+        if self.rows:
+            self.post_message(self.RowChosen(self, self.rows[self.cursor_row]))
+
+    def on_click(self, event: events.Click) -> None:
+        index = int(self.scroll_y) + event.y - 1
+        if event.y >= 1 and 0 <= index < len(self.rows):
+            self.cursor_row = index
+            if event.chain >= 2:
+                self.action_choose()
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
