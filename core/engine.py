@@ -192,6 +192,7 @@ class Engine:
         strategy: str,
         concurrency: int,
         max_error_rate: float | None = None,
+        keep_values: bool = False,
     ) -> AsyncIterator[Run]:
         """A Run with its own client (pool sized to the run), closed afterwards."""
         extractor = self.extractor(schema, connections_for(strategy, concurrency, len(records)))
@@ -202,6 +203,7 @@ class Engine:
             concurrency=concurrency,
             max_error_rate=max_error_rate,
             secrets=self.endpoint.secrets,
+            keep_values=keep_values,
         )
         try:
             yield run

@@ -96,6 +96,12 @@ class PreparedRequest:
         )
         if not isinstance(parsed, BaseModel):
             raise TypeError(f"instructor returned {type(parsed).__name__}, not a model")
+        # instructor pins the whole ChatCompletion to the object (``_raw_response``);
+        # a run keeps every object, so that would hold every response in memory.
+        vars(parsed).pop("_raw_response", None)
+        private = getattr(parsed, "__pydantic_private__", None)
+        if private:
+            private.pop("_raw_response", None)
         return parsed
 
     def reask(self, body: Mapping[str, Any], completion: Any, error: Exception) -> dict[str, Any]:

@@ -48,10 +48,12 @@ class Row:
     data: dict[str, Any] | None = None
     """The extracted object as JSON-ready data (``model_dump(mode="json")``)."""
     value: Any = None
-    """The pydantic object itself, for callers in the same process."""
+    """The pydantic object itself, when the run keeps them (``Run(keep_values=True)``)."""
     error: str | None = None
     error_kind: ErrorKind | None = None
     queued_s: float | None = None
+    """When the row was handed to the strategy: 0 (the run's start) for every row;
+    ``started_s - queued_s`` is how long it waited its turn."""
     started_s: float | None = None
     finished_s: float | None = None
     delivered_s: float | None = None

@@ -1,10 +1,10 @@
 """A Run: one strategy over a set of records, as a stream of events.
 
 The runner gives each strategy an ``extract`` that never raises: it times
-the row (queued, started, finished), turns failures into row errors, and
-emits events. The strategy decides only *when* rows are sent and *when*
-their results are handed back; the runner stamps that hand-over as
-"delivered".
+the row (started, finished; every row is queued at the start), turns
+failures into row errors, and emits events. The strategy decides only
+*when* rows are sent and *when* their results are handed back; the runner
+stamps that hand-over as "delivered".
 
 Stopping is graceful: ``stop()`` lets no new request start and cancels the
 ones in flight; every row ends ok, failed or cancelled, and rows that
@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from core.adaptive import AdaptiveLimit, adaptive
@@ -59,6 +59,7 @@ class Run:
         concurrency: int = 1,
         max_error_rate: float | None = None,
         secrets: Sequence[str] = (),
+        keep_values: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._strategy = get_strategy(strategy)
@@ -77,6 +78,8 @@ class Run:
         self._clock = clock
         self._listeners: list[Listener] = []
         self._secrets = tuple(secrets)
+        self.keep_values = keep_values
+        """Keep each row's pydantic object in ``Row.value`` (``Row.data`` is always kept)."""
         self.max_error_rate = max_error_rate
         self.start_time: float | None = None
         self.end_time: float | None = None
@@ -162,9 +165,12 @@ class Run:
             raise RuntimeError("a Run executes once; make a new Run to run again")
         self._main = asyncio.current_task()
         self.start_time = self._clock()
+        for row in self.rows:
+            row.queued_s = 0.0  # every row is handed to the strategy at the start
         try:
-            async for row in self._strategy(self.records, self._row_extract, self.concurrency):
-                assert isinstance(row, Row)
+            async for result in self._strategy(self.records, self._run_row, self.concurrency):
+                assert isinstance(result, Row)
+                row = result
                 row.delivered_s = self.now()
                 self.delivered += 1
                 self._emit(RowDelivered(row.index, row.delivered_s))
@@ -209,13 +215,9 @@ class Run:
         )
         self._emit(RunEnded(at, self.stats))
 
-    def _row_extract(self, record: Record) -> Coroutine[Any, Any, Row]:
-        """What strategies call: records the queue time now, runs the request when awaited."""
+    async def _run_row(self, record: Record) -> Row:
+        """What strategies call: one request, its row kept up to date, never raising."""
         row = self.rows[self._position[record.index]]
-        row.queued_s = self.now()
-        return self._run_row(record, row)
-
-    async def _run_row(self, record: Record, row: Row) -> Row:
         if self._stopping:
             self._cancel_row(row)
             return row
@@ -260,7 +262,8 @@ class Run:
             self._fail_row(row, classify(exc, self._secrets))
         else:
             row.status = Status.OK
-            row.value = result.value
+            if self.keep_values:
+                row.value = result.value
             row.data = result.value.model_dump(mode="json")
             self._account(
                 row,

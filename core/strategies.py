@@ -54,8 +54,8 @@ async def gather_semaphore(
     records: Sequence[Record], extract: Extract[T], concurrency: int
 ) -> AsyncIterator[T]:
     """``gather`` with at most ``concurrency`` requests in flight (``asyncio.Semaphore``)."""
-    limited = _limit(concurrency)
-    results = await asyncio.gather(*(limited(extract(record)) for record in records))
+    limited = _limit(extract, concurrency)
+    results = await asyncio.gather(*(limited(record) for record in records))
     for result in results:
         yield result
 
@@ -64,35 +64,20 @@ async def as_completed_semaphore(
     records: Sequence[Record], extract: Extract[T], concurrency: int
 ) -> AsyncIterator[T]:
     """``as_completed`` with at most ``concurrency`` requests in flight."""
-    limited = _limit(concurrency)
-    for next_done in asyncio.as_completed([limited(extract(record)) for record in records]):
+    limited = _limit(extract, concurrency)
+    for next_done in asyncio.as_completed([limited(record) for record in records]):
         yield await next_done
 
 
-def _limit(concurrency: int) -> Callable[[Awaitable[T]], Awaitable[T]]:
-    """The article's ``rate_limited_extract_person``: hold a semaphore slot while awaiting.
-
-    ``extract(record)`` is called up front (which costs nothing: the request
-    only starts once awaited), so the runner sees when each row was queued.
-    """
+def _limit(extract: Extract[T], concurrency: int) -> Extract[T]:
+    """The article's ``rate_limited_extract_person``: extract while holding a semaphore slot."""
     if concurrency < 1:
         raise ValueError(f"a semaphore needs a size of at least 1, got {concurrency}")
     semaphore = asyncio.Semaphore(concurrency)
 
-    async def limited(pending: Awaitable[T]) -> T:
-        try:
-            await semaphore.acquire()
-        except BaseException:
-            # Cancelled while waiting for a slot: the request never starts, so close
-            # its coroutine rather than leave it "never awaited".
-            close = getattr(pending, "close", None)
-            if close is not None:
-                close()
-            raise
-        try:
-            return await pending
-        finally:
-            semaphore.release()
+    async def limited(record: Record) -> T:
+        async with semaphore:
+            return await extract(record)
 
     return limited
 
