@@ -55,6 +55,7 @@ from benchmarks.common import (
 )
 from core.client import choose_endpoint
 from core.dataset import load_dataset
+from core.gctune import quiet_gc
 from core.localserver import ServerConfig
 from core.models import Person
 
@@ -79,7 +80,8 @@ async def headless(dataset_path: Path) -> dict[str, Any]:
             probe = LagProbe()
             probe.start()
             start = time.perf_counter()
-            stats = await run.execute()
+            with quiet_gc():  # as `fanout run` and the dashboard do
+                stats = await run.execute()
             wall = time.perf_counter() - start
             await probe.stop()
     return {

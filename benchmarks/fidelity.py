@@ -38,6 +38,7 @@ from benchmarks.common import (
 )
 from benchmarks.throughput import aiohttp_floor
 from core.engine import Engine
+from core.gctune import quiet_gc
 from core.models import Person
 from core.stats import ideal_elapsed
 from core.strategies import LABELS
@@ -73,7 +74,8 @@ async def one_run(engine: Engine, n: int, cell: Cell) -> dict[str, Any]:
         records, Person, strategy=cell.strategy, concurrency=cell.concurrency
     ) as run:
         start = time.perf_counter()
-        stats = await run.execute()
+        with quiet_gc():  # as `fanout run` and the dashboard do
+            stats = await run.execute()
         wall = time.perf_counter() - start
     return {
         "wall_s": wall,

@@ -54,6 +54,7 @@ from benchmarks.common import (
 )
 from core.client import LOCAL_KEY, LOCAL_MODEL
 from core.engine import Engine
+from core.gctune import quiet_gc
 from core.models import Person as CorePerson
 
 CONCURRENCY = 100
@@ -234,10 +235,13 @@ async def engine_run(
     engine: Engine, texts: Sequence[str], server: int | None, *, strategy: str, cap_s: float
 ) -> Attempt:
     records = records_of(texts)
-    async with engine.run(records, CorePerson, strategy=strategy, concurrency=CONCURRENCY) as run:
+    async with engine.run(
+        records, CorePerson, strategy=strategy, concurrency=CONCURRENCY, keep_values=True
+    ) as run:
         cpu = _cpu_now(server)
         start = time.perf_counter()
-        with contextlib.suppress(TimeoutError):  # the rows say what did not finish
+        # quiet_gc: as `fanout run` and the dashboard do
+        with contextlib.suppress(TimeoutError), quiet_gc():  # the rows say what did not finish
             await asyncio.wait_for(run.execute(), cap_s)
         values: list[BaseModel | None] = [row.value for row in run.rows]
         errors = Counter(row.error_kind.value for row in run.rows if row.error_kind is not None)

@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from core.errors import DatasetError
@@ -32,6 +33,9 @@ MAX_TEXT_CHARS = 200_000
 """A record longer than this is almost surely a mistake (a whole file in one cell)."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
 """A lone UTF-16 surrogate (only a JSON escape like \\ud800 makes one): no UTF-8 for it."""
+
+NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+"""Shared by every record without other columns (100,000 empty dicts add up)."""
 
 FORMATS = ("csv", "tsv", "jsonl", "json", "txt")
 _EXTENSIONS = {
@@ -52,7 +56,7 @@ class Record:
     index: int
     id: str
     text: str
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=lambda: NO_EXTRA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,7 +332,7 @@ def _number(path: Path, rows: list[_Row]) -> tuple[Record, ...]:
                 "ids must be unique"
             )
         seen[rid] = line
-        records.append(Record(index=index, id=rid, text=text, extra=extra))
+        records.append(Record(index=index, id=rid, text=text, extra=extra or NO_EXTRA))
     return tuple(records)
 
 

@@ -8,7 +8,7 @@ never an exception.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -63,7 +63,6 @@ class Row:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def latency_s(self) -> float | None:
