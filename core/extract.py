@@ -194,6 +194,7 @@ class Extractor:
                 await self.fair.checkpoint()
                 try:
                     content = await self.client.post("/chat/completions", body=body, cast_to=bytes)
+                    await self.fair.checkpoint()
                     completion = read_completion(content)
                 except asyncio.CancelledError:
                     self._settle(reserved, 0, 0)
@@ -211,7 +212,6 @@ class Extractor:
                         on_retry(tally.attempts, delay, failure)
                     await asyncio.sleep(delay)
                     continue
-                await self.fair.checkpoint()
                 p, c = _usage_of(completion.usage)
                 usage[0] += p
                 usage[1] += c

@@ -31,12 +31,17 @@ class FairShare:
         self._yielding = False
 
     async def checkpoint(self) -> None:
-        now = time.perf_counter()
-        if self._mark is None:
-            self._mark = now
-            # Runs at the start of the next pass, before its timers: a fresh budget.
-            asyncio.get_running_loop().call_soon(self._next_pass)
-        elif self._yielding or now - self._mark > self.budget:
+        while True:
+            now = time.perf_counter()
+            if self._mark is None:
+                self._mark = now
+                # Runs at the start of the next pass, before its timers: a fresh budget.
+                asyncio.get_running_loop().call_soon(self._next_pass)
+                return
+            if not self._yielding and now - self._mark <= self.budget:
+                return
+            # Over budget: wait for a later pass, and check again there (everyone
+            # deferred wakes in the same pass; only the budget's worth may go on).
             self._yielding = True
             self.deferred += 1
             await asyncio.sleep(DEFER_S)
