@@ -57,8 +57,8 @@ TICK_SECONDS = 1 / 15
 """How often buffered run events reach the widgets."""
 ROWS_PER_TICK = 250
 """At most this many table rows are added per tick (about 35 ms of DataTable work)."""
-CHART_EVERY = 4
-"""Redraw the chart every this many ticks."""
+CHART_EVERY = 8
+"""Redraw the chart every this many ticks (plotext takes ~15 ms per drawing)."""
 
 
 class EngineLike(Protocol):
@@ -564,8 +564,7 @@ class FanoutApp(App[int]):
     def _drain(self, feed: RunFeed) -> None:
         """Show everything the run produced (at its end)."""
         table = self.query_one(ResultsTable)
-        while feed.finished:
-            table.add_results(feed.take(len(feed.finished)))
+        table.add_results(feed.take(len(feed.finished)))  # and the exact height
         table.timeline.scale = max(feed.run.elapsed, 1e-3)
         table.repaint()
         self.query_one(StatsBar).show(feed.snapshot())
@@ -580,7 +579,7 @@ class FanoutApp(App[int]):
         table.timeline.scale = max(feed.run.elapsed, 1e-3)
         rows: list[Row] = feed.take(ROWS_PER_TICK)
         if rows:
-            table.add_results(rows)
+            table.add_results(rows, final=False)
         else:
             table.repaint()
         feed.take_deliveries()

@@ -35,6 +35,8 @@ FIELD_WIDTH = 14
 WATERFALL_WIDTH = 32
 DELIVERED_WIDTH = 9
 GAP = " "
+GROWTH_MIN = 256
+"""While a run fills the table its height grows at least this many lines at a time."""
 STATUS_STYLE = {
     Status.OK: Style(color="green"),
     Status.FAILED: Style(color="red", bold=True),
@@ -127,13 +129,15 @@ class ResultsTable(ScrollView, can_focus=True):
         self.cursor_row = 0
         self._resize()
 
-    def add_results(self, rows: Sequence[Row]) -> None:
+    def add_results(self, rows: Sequence[Row], *, final: bool = True) -> None:
+        """Append rows. While a run goes (``final=False``) the scrollable height grows
+        in steps, since every change of it re-lays-out the whole screen."""
         for row in rows:
             key = str(row.index)
             if key not in self.rows_by_key:
                 self.rows_by_key[key] = row
                 self.rows.append(row)
-        self._resize()
+        self._resize(final)
 
     @property
     def row_count(self) -> int:
@@ -146,8 +150,13 @@ class ResultsTable(ScrollView, can_focus=True):
         """Redraw the live cells (scale or delivery changed) without touching the data."""
         self.refresh()
 
-    def _resize(self) -> None:
-        self.virtual_size = Size(self._width, len(self.rows) + 1)
+    def _resize(self, final: bool = True) -> None:
+        lines = len(self.rows) + 1
+        if not final:
+            step = max(GROWTH_MIN, len(self.rows) // 4)
+            lines = max(self.virtual_size.height, -(-lines // step) * step)
+        if lines != self.virtual_size.height or self._width != self.virtual_size.width:
+            self.virtual_size = Size(self._width, lines)
         self.refresh()
 
     # -- drawing -------------------------------------------------------------------

@@ -19,10 +19,16 @@ class Stat(Static):
     def __init__(self, label: str, *, id: str) -> None:
         super().__init__(id=id, classes="stat")
         self.label = label
+        self.value: str | None = None
         self.set_value("—")
 
     def set_value(self, value: str) -> None:
-        self.update(f"[b]{self.label}[/b]\n{value}")
+        """Show ``value``; a no-op when it did not change, and never a re-layout
+        (the stat's box has a fixed size), so a tick costs only what changed."""
+        if value == self.value:
+            return
+        self.value = value
+        self.update(f"[b]{self.label}[/b]\n{value}", layout=False)
 
 
 class StatsBar(Horizontal):
