@@ -152,7 +152,7 @@ class ResultsTable(ScrollView, can_focus=True):
 
     def _resize(self, final: bool = True) -> None:
         lines = len(self.rows) + 1
-        if not final:
+        if not final and lines > GROWTH_MIN:
             step = max(GROWTH_MIN, len(self.rows) // 4)
             lines = max(self.virtual_size.height, -(-lines // step) * step)
         if lines != self.virtual_size.height or self._width != self.virtual_size.width:
