@@ -67,6 +67,9 @@ class LiveStats:
         )
 
 
+SAMPLE_SECONDS = 0.005
+
+
 class RunFeed:
     """Buffers a run's events for the UI; one per run."""
 
@@ -87,11 +90,11 @@ class RunFeed:
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, RowStarted):
-            self.samples.append((event.at, self.run.in_flight))
+            self._sample(event.at)
             if self.run.limiter is not None:
                 self.limits.append((event.at, self.run.limiter.slots))
         elif isinstance(event, RowFinished):
-            self.samples.append((event.at, self.run.in_flight))
+            self._sample(event.at)
             row = self.run.rows[event.index]
             self.finished.append(row)
             if row.status is Status.OK and row.latency_s is not None:
@@ -105,6 +108,15 @@ class RunFeed:
                 self.first_result = event.at
         elif isinstance(event, RunEnded):
             self.ended = event.stats
+
+    def _sample(self, at: float) -> None:
+        """One point per few milliseconds is all a chart can show: keep the peak."""
+        value = self.run.in_flight
+        last_at, last_value = self.samples[-1]
+        if at - last_at < SAMPLE_SECONDS and len(self.samples) > 1:
+            self.samples[-1] = (last_at, max(last_value, value))
+        else:
+            self.samples.append((at, value))
 
     def take(self, budget: int) -> list[Row]:
         """Up to ``budget`` newly finished rows, oldest first."""

@@ -153,8 +153,10 @@ class ResultsTable(ScrollView, can_focus=True):
     def _resize(self, final: bool = True) -> None:
         lines = len(self.rows) + 1
         if not final and lines > GROWTH_MIN:
-            step = max(GROWTH_MIN, len(self.rows) // 4)
-            lines = max(self.virtual_size.height, -(-lines // step) * step)
+            if lines <= self.virtual_size.height:
+                lines = self.virtual_size.height  # still room: no new layout
+            else:
+                lines += max(GROWTH_MIN, len(self.rows) // 4)  # grow with slack
         if lines != self.virtual_size.height or self._width != self.virtual_size.width:
             self.virtual_size = Size(self._width, lines)
         self.refresh()
