@@ -73,7 +73,11 @@ class Run:
         self.concurrency = concurrency
         self.records = tuple(records)
         self.rows = [Row(index=i, id=r.id, text=r.text) for i, r in enumerate(self.records)]
-        self._position = {r.index: i for i, r in enumerate(self.records)}
+        # A whole dataset (the usual case) needs no lookup table: index == position.
+        in_order = all(r.index == i for i, r in enumerate(self.records))
+        self._position: dict[int, int] | None = (
+            None if in_order else {r.index: i for i, r in enumerate(self.records)}
+        )
         self._extract = extract
         self._clock = clock
         self._listeners: list[Listener] = []
@@ -217,7 +221,8 @@ class Run:
 
     async def _run_row(self, record: Record) -> Row:
         """What strategies call: one request, its row kept up to date, never raising."""
-        row = self.rows[self._position[record.index]]
+        position = record.index if self._position is None else self._position[record.index]
+        row = self.rows[position]
         if self._stopping:
             self._cancel_row(row)
             return row
