@@ -11,6 +11,17 @@ from core.failures import Failure
 from core.models import Person
 from core.results import ErrorKind
 
+ARTICLE_PEOPLE: list[tuple[str, int]] = [
+    ("John", 20),
+    ("Mary", 21),
+    ("Bob", 22),
+    ("Alice", 23),
+    ("Jane", 24),
+    ("Joe", 25),
+    ("Jill", 26),
+]
+"""Who the article's seven sentences are about, in order."""
+
 
 @dataclass
 class FakeExtract:

@@ -19,6 +19,7 @@ from core.models import Contact, Person, Review
 from core.options import bundled_datasets_dir
 from core.prepared import PreparedRequest
 from core.results import Status
+from tests.fakes import ARTICLE_PEOPLE
 
 CASES: list[tuple[type[BaseModel], str, int]] = [
     (Person, "people_1000.csv", 40),
@@ -78,18 +79,7 @@ async def test_invalid_answers_are_re_asked_until_valid() -> None:
     async with engine, engine.run(people, Person, strategy="sequential", concurrency=1) as run:
         stats = await run.execute()
     assert stats.ok == 7
-    assert [r.data for r in run.rows] == [
-        {"name": n, "age": a}
-        for n, a in [
-            ("John", 20),
-            ("Mary", 21),
-            ("Bob", 22),
-            ("Alice", 23),
-            ("Jane", 24),
-            ("Joe", 25),
-            ("Jill", 26),
-        ]
-    ]
+    assert [r.data for r in run.rows] == [{"name": n, "age": a} for n, a in ARTICLE_PEOPLE]
     assert sum(r.attempts for r in run.rows) > 7  # some answers were re-asked
     assert all(r.prompt_tokens > 0 for r in run.rows)
 

@@ -18,6 +18,7 @@ from core.options import bundled_datasets_dir
 from core.results import Status
 from core.store import Store
 from core.strategies import STRATEGIES
+from tests.fakes import ARTICLE_PEOPLE
 from tui.app import FanoutApp
 from tui.screens.detail import RowDetailScreen
 from tui.screens.export import ExportScreen
@@ -31,18 +32,7 @@ from tui.widgets.runs_table import RunsTable
 from tui.widgets.stats_bar import Stat
 
 SIZE = (160, 48)
-PEOPLE = {
-    f"My name is {n} and I am {a} years old": (n, a)
-    for n, a in [
-        ("John", 20),
-        ("Mary", 21),
-        ("Bob", 22),
-        ("Alice", 23),
-        ("Jane", 24),
-        ("Joe", 25),
-        ("Jill", 26),
-    ]
-}
+PEOPLE = {f"My name is {n} and I am {a} years old": (n, a) for n, a in ARTICLE_PEOPLE}
 
 
 def make_app(
