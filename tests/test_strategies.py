@@ -108,3 +108,100 @@ def test_semaphore_of_zero_is_refused() -> None:
 def test_unknown_strategy_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown strategy"):
         Run(RECORDS, FakeExtract(list(DELAYS)), strategy="threads", concurrency=1)
+
+
+# -- starting many rows: tasks are created a slice per loop pass -------------
+
+MANY = 3_000  # well over FIRST_SLICE, so the start takes several loop passes
+
+
+@pytest.mark.parametrize(
+    "strategy", ["gather", "as_completed", "gather_semaphore", "as_completed_semaphore"]
+)
+async def test_every_row_has_its_task_before_the_first_result(strategy: str) -> None:
+    import asyncio
+    from typing import Any
+
+    made = 0
+    started: list[int] = []
+    made_at_first_result: list[int] = []
+
+    def count_tasks(loop: Any, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        nonlocal made
+        made += 1
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    async def extract(record: Any) -> int:
+        started.append(record.index)
+        await asyncio.sleep(0)
+        return int(record.index)
+
+    records = records_from_texts([f"t{i}" for i in range(MANY)])
+    results: list[int] = []
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(count_tasks)
+    try:
+        async for result in STRATEGIES[strategy](records, extract, 50):
+            if not results:
+                made_at_first_result.append(made)
+            results.append(result)  # type: ignore[arg-type]
+    finally:
+        loop.set_task_factory(None)
+    assert sorted(results) == list(range(MANY))
+    assert made_at_first_result[0] >= MANY  # a task per row, all before the first result
+    # rows start (or take the semaphore's slots) in input order
+    assert started == list(range(MANY))
+
+
+async def test_the_loop_runs_other_work_while_many_rows_start() -> None:
+    """A 3,000-row start is not one event-loop pass: a probe gets turns in between."""
+    import asyncio
+
+    started = 0
+    started_when_probe_ran: list[int] = []
+    release = asyncio.Event()
+
+    async def extract(record: object) -> int:
+        nonlocal started
+        started += 1
+        await release.wait()
+        return 0
+
+    async def probe() -> None:
+        while started < MANY:
+            started_when_probe_ran.append(started)
+            await asyncio.sleep(0)
+        release.set()
+
+    probing = asyncio.create_task(probe())
+    records = records_from_texts([f"t{i}" for i in range(MANY)])
+    count = 0
+    async for _ in STRATEGIES["as_completed"](records, extract, 0):
+        count += 1
+    await probing
+    assert count == MANY
+    assert any(0 < n < MANY for n in started_when_probe_ran)
+
+
+async def test_cancelling_the_start_cancels_every_task_it_made() -> None:
+    import asyncio
+
+    from core.strategies import start_all
+
+    gate = asyncio.Event()
+    first_ran = asyncio.Event()
+    made: list[asyncio.Task[None]] = []
+
+    async def wait() -> None:
+        made.append(asyncio.current_task())  # type: ignore[arg-type]
+        first_ran.set()
+        await gate.wait()
+
+    starting = asyncio.create_task(start_all(wait() for _ in range(MANY)))
+    await first_ran.wait()
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    await asyncio.sleep(0)
+    assert 0 < len(made) < MANY
+    assert all(task.cancelled() for task in made)
