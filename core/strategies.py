@@ -18,7 +18,6 @@ does and does not change.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -42,7 +41,7 @@ async def gather(
     records: Sequence[Record], extract: Extract[T], concurrency: int = 0
 ) -> AsyncIterator[T]:
     """``asyncio.gather``: send everything at once, get all results at the end, in order."""
-    tasks = await start_all(extract(record) for record in records)
+    tasks = await start_all((extract(record) for record in records), SEND_SLICE)
     results = await asyncio.gather(*tasks)
     for result in results:
         yield result
@@ -52,7 +51,7 @@ async def as_completed(
     records: Sequence[Record], extract: Extract[T], concurrency: int = 0
 ) -> AsyncIterator[T]:
     """``asyncio.as_completed``: send everything at once, take results as they arrive."""
-    tasks = await start_all(extract(record) for record in records)
+    tasks = await start_all((extract(record) for record in records), SEND_SLICE)
     try:
         for next_done in asyncio.as_completed(tasks):
             yield await next_done
@@ -65,7 +64,7 @@ async def gather_semaphore(
 ) -> AsyncIterator[T]:
     """``gather`` with at most ``concurrency`` requests in flight (``asyncio.Semaphore``)."""
     limited = _limit(extract, concurrency)
-    tasks = await start_all(limited(record) for record in records)
+    tasks = await start_all((limited(record) for record in records), WAIT_SLICE)
     results = await asyncio.gather(*tasks)
     for result in results:
         yield result
@@ -76,7 +75,7 @@ async def as_completed_semaphore(
 ) -> AsyncIterator[T]:
     """``as_completed`` with at most ``concurrency`` requests in flight."""
     limited = _limit(extract, concurrency)
-    tasks = await start_all(limited(record) for record in records)
+    tasks = await start_all((limited(record) for record in records), WAIT_SLICE)
     try:
         for next_done in asyncio.as_completed(tasks):
             yield await next_done
@@ -84,46 +83,36 @@ async def as_completed_semaphore(
         _cancel_unfinished(tasks)
 
 
-PASS_BUDGET_S = 0.02
-"""How long one event-loop pass of freshly started tasks may take (``start_all``)."""
-FIRST_SLICE = 64
-MAX_SLICE = 4096
+SEND_SLICE = 256
+"""Tasks started per loop pass when each goes straight into its request."""
+WAIT_SLICE = 2048
+"""Tasks started per loop pass when most of them only queue on a semaphore."""
 
 
-async def start_all(coros: Iterable[Awaitable[T]]) -> list[asyncio.Future[T]]:
-    """A task for every coroutine (``asyncio.ensure_future``), a slice per event-loop pass.
+async def start_all(coros: Iterable[Awaitable[T]], per_pass: int) -> list[asyncio.Future[T]]:
+    """A task for every coroutine (``asyncio.ensure_future``), ``per_pass`` per loop pass.
 
     The article hands all N coroutines to ``gather``/``as_completed``, which
     wrap them in tasks in one call; the first steps of all N tasks then run in
-    a single pass of the event loop. At 10,000 rows that pass takes 0.2-0.5 s,
-    and everything else on the loop (a dashboard's keys and frames, answers
-    already back) waits for it. Here the tasks are created in slices with a
-    loop pass between them, sized so each pass of first steps stays near
-    ``PASS_BUDGET_S`` (cheap first steps, such as waiting on a semaphore, get
-    big slices; first steps that build and send a request, small ones).
+    a single pass of the event loop. At 10,000 rows that pass took 0.2 s, at
+    100,000 rows 0.5 s, and everything else on the loop (a dashboard's keys
+    and frames, answers already back) waited for it. Here the tasks are
+    created in slices with a loop pass between them. A slice's first steps
+    cost about 10 ms: ``SEND_SLICE`` rows that each build a request (the
+    heavy part of sending is spread further by ``core.fairshare``), or
+    ``WAIT_SLICE`` rows that mostly queue on a semaphore.
 
     What stays the article's: every row gets its own task before the first
-    result is taken, the tasks start in input order, and the caller still
-    awaits ``asyncio.gather`` / ``asyncio.as_completed`` over all of them. A
-    run of ``FIRST_SLICE`` rows or fewer is started exactly as the article does.
+    result is taken, and the caller then awaits ``asyncio.gather`` /
+    ``asyncio.as_completed`` over all of them; the tasks start in input order.
+    Up to ``per_pass`` rows start exactly as the article starts them.
     """
     tasks: list[asyncio.Future[T]] = []
-    size = FIRST_SLICE
-    in_slice = 0
     try:
         for coro in coros:
             tasks.append(asyncio.ensure_future(coro))
-            in_slice += 1
-            if in_slice < size:
-                continue
-            began = time.perf_counter()
-            await asyncio.sleep(0)  # the slice's first steps run in this pass
-            took = time.perf_counter() - began
-            if took < PASS_BUDGET_S / 2:
-                size = min(size * 2, MAX_SLICE)
-            elif took > PASS_BUDGET_S:
-                size = max(size // 2, 1)
-            in_slice = 0
+            if len(tasks) % per_pass == 0:
+                await asyncio.sleep(0)  # this slice's first steps run in this pass
     except BaseException:
         _cancel_unfinished(tasks)
         raise

@@ -197,7 +197,7 @@ async def test_cancelling_the_start_cancels_every_task_it_made() -> None:
         first_ran.set()
         await gate.wait()
 
-    starting = asyncio.create_task(start_all(wait() for _ in range(MANY)))
+    starting = asyncio.create_task(start_all((wait() for _ in range(MANY)), 100))
     await first_ran.wait()
     starting.cancel()
     with pytest.raises(asyncio.CancelledError):
