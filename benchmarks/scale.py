@@ -11,7 +11,7 @@
    /proc/self/status: the high-water mark of the whole process, Python,
    imports, dataset, 100,000 rows of results and all).
 
-``--quick`` uses 20,000 rows (so the memory figure is not the 100,000-row one).
+``--quick`` uses 5,000 rows (so the memory figure is not the 100,000-row one).
 Child: ``python -m benchmarks.scale --child DATASET``.
 """
 
@@ -52,7 +52,7 @@ CONCURRENCY = 200
 TARGET_LOAD_S = 2.0
 TARGET_RSS_MB = 300.0
 FULL_ROWS = 100_000
-QUICK_ROWS = 20_000
+QUICK_ROWS = 5_000
 
 
 async def child(path: Path, strategy: str) -> dict[str, Any]:

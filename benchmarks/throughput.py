@@ -282,7 +282,7 @@ def correct(values: Sequence[BaseModel | None], expected: Sequence[dict[str, Any
 
 
 async def measure(options: Options) -> dict[str, Any]:
-    rows = 400 if options.quick else 2000
+    rows = 300 if options.quick else 2000
     repeat = 1 if options.quick else options.repeat
     cap_s = 45.0 if options.quick else 120.0
     examples = people(rows)
