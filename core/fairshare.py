@@ -17,8 +17,8 @@ is only spread over more, shorter passes.
 Only a batch wakes per pass, never the whole queue: with 10,000 requests
 started at once (``gather`` without a semaphore), waking every waiter on
 every pass to re-check the budget would itself take a 100-200 ms pass. The
-batch grows while a whole batch fits in a pass's budget and shrinks when it
-does not.
+batch doubles while a whole batch fits in a pass's budget; when it does not,
+the next batch is what fitted.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class FairShare:
         """Woken by the last release and turned back: they go to the front of ``_again``."""
         self._timer: asyncio.TimerHandle | None = None
         self._batch = FIRST_BATCH
+        self._went = 0
         self._requeued = 0
 
     @property
@@ -68,6 +69,7 @@ class FairShare:
             await turn  # cancelling the task cancels `turn`; _release skips it
             self.wakeups += 1
             if self._has_budget():
+                self._went += 1
                 return
             self._requeued += 1
             line = self._retry  # woken too late in a pass: keeps its place in line
@@ -92,10 +94,10 @@ class FairShare:
         """Wake the next batch; they run in the coming pass, after its input."""
         self._timer = None
         if self._requeued:
-            self._batch = max(1, self._batch // 2)
+            self._batch = max(1, self._went)  # what fitted in the last pass
         elif self._batch < MAX_BATCH:
             self._batch *= 2
-        self._requeued = 0
+        self._went = self._requeued = 0
         if self._retry:
             self._again.extendleft(reversed(self._retry))
             self._retry = []

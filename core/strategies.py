@@ -51,7 +51,7 @@ async def as_completed(
     records: Sequence[Record], extract: Extract[T], concurrency: int = 0
 ) -> AsyncIterator[T]:
     """``asyncio.as_completed``: send everything at once, take results as they arrive."""
-    tasks = await start_all((extract(record) for record in records), SEND_SLICE)
+    tasks = await start_all(in_set_order([extract(record) for record in records]), SEND_SLICE)
     try:
         for next_done in asyncio.as_completed(tasks):
             yield await next_done
@@ -75,7 +75,7 @@ async def as_completed_semaphore(
 ) -> AsyncIterator[T]:
     """``as_completed`` with at most ``concurrency`` requests in flight."""
     limited = _limit(extract, concurrency)
-    tasks = await start_all((limited(record) for record in records), WAIT_SLICE)
+    tasks = await start_all(in_set_order([limited(record) for record in records]), WAIT_SLICE)
     try:
         for next_done in asyncio.as_completed(tasks):
             yield await next_done
@@ -103,9 +103,11 @@ async def start_all(coros: Iterable[Awaitable[T]], per_pass: int) -> list[asynci
     ``WAIT_SLICE`` rows that mostly queue on a semaphore.
 
     What stays the article's: every row gets its own task before the first
-    result is taken, and the caller then awaits ``asyncio.gather`` /
-    ``asyncio.as_completed`` over all of them; the tasks start in input order.
-    Up to ``per_pass`` rows start exactly as the article starts them.
+    result is taken, the tasks start in the order the article's call would
+    start them (input order for ``gather``, ``in_set_order`` for
+    ``as_completed``), and the caller then awaits ``asyncio.gather`` /
+    ``asyncio.as_completed`` over all of them. Up to ``per_pass`` rows start
+    exactly as the article starts them.
     """
     tasks: list[asyncio.Future[T]] = []
     try:
@@ -117,6 +119,17 @@ async def start_all(coros: Iterable[Awaitable[T]], per_pass: int) -> list[asynci
         _cancel_unfinished(tasks)
         raise
     return tasks
+
+
+def in_set_order(coros: list[Awaitable[T]]) -> list[Awaitable[T]]:
+    """The order in which ``asyncio.as_completed(coros)`` would start them.
+
+    ``as_completed`` wraps its awaitables in tasks while iterating
+    ``set(coros)``, so rows start in the set's (hash) order, not input order:
+    under a semaphore the first k requests are not the first k rows. That is
+    part of what the dashboard's waterfall shows, so it is kept.
+    """
+    return list(set(coros))
 
 
 def _cancel_unfinished(tasks: Iterable[asyncio.Future[Any]]) -> None:

@@ -148,9 +148,39 @@ async def test_every_row_has_its_task_before_the_first_result(strategy: str) -> 
     finally:
         loop.set_task_factory(None)
     assert sorted(results) == list(range(MANY))
+    assert sorted(started) == list(range(MANY))
     assert made_at_first_result[0] >= MANY  # a task per row, all before the first result
-    # rows start (or take the semaphore's slots) in input order
-    assert started == list(range(MANY))
+    if strategy.startswith("gather"):
+        # gather wraps its arguments in order: rows start (or queue) in input order
+        assert started == list(range(MANY))
+
+
+async def test_as_completed_starts_rows_in_the_order_asyncio_as_completed_would() -> None:
+    """``as_completed`` iterates ``set(coros)``: fanout keeps that order, slices and all."""
+    import asyncio
+    from collections.abc import Coroutine
+    from typing import Any
+
+    made: list[Coroutine[Any, Any, int]] = []
+    index_of: dict[int, int] = {}
+    started: list[int] = []
+
+    async def body(index: int) -> int:
+        started.append(index)
+        await asyncio.sleep(0)
+        return index
+
+    def extract(record: Any) -> Coroutine[Any, Any, int]:
+        coro = body(record.index)
+        made.append(coro)
+        index_of[id(coro)] = record.index
+        return coro
+
+    records = records_from_texts([f"t{i}" for i in range(MANY)])
+    async for _ in STRATEGIES["as_completed"](records, extract, 0):
+        pass
+    assert made and [index_of[id(c)] for c in made] == list(range(MANY))
+    assert started == [index_of[id(c)] for c in set(made)]
 
 
 async def test_the_loop_runs_other_work_while_many_rows_start() -> None:
