@@ -18,6 +18,7 @@ does and does not change.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -110,13 +111,18 @@ async def start_all(coros: Iterable[Awaitable[T]], per_pass: int) -> list[asynci
     exactly as the article starts them.
     """
     tasks: list[asyncio.Future[T]] = []
+    pending = iter(coros)
     try:
-        for coro in coros:
+        for coro in pending:
             tasks.append(asyncio.ensure_future(coro))
             if len(tasks) % per_pass == 0:
                 await asyncio.sleep(0)  # this slice's first steps run in this pass
     except BaseException:
         _cancel_unfinished(tasks)
+        if isinstance(coros, Sequence):  # made already, never to run: close them quietly
+            for coro in pending:
+                if inspect.iscoroutine(coro):
+                    coro.close()
         raise
     return tasks
 

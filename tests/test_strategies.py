@@ -235,3 +235,35 @@ async def test_cancelling_the_start_cancels_every_task_it_made() -> None:
     await asyncio.sleep(0)
     assert 0 < len(made) < MANY
     assert all(task.cancelled() for task in made)
+
+
+async def test_aborting_while_rows_start_leaves_no_coroutine_unawaited() -> None:
+    """as_completed makes every coroutine up front (for its set order); an abort closes them."""
+    import asyncio
+    import gc
+    import warnings
+
+    release = asyncio.Event()
+
+    async def extract(record: object) -> int:
+        await release.wait()
+        return 0
+
+    async def consume() -> None:
+        async for _ in STRATEGIES["as_completed"](
+            records_from_texts([f"t{i}" for i in range(MANY)]), extract, 0
+        ):
+            pass
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        task = asyncio.create_task(consume())
+        for _ in range(3):  # a few slices in, well before all MANY tasks exist
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.sleep(0)
+        gc.collect()
+    unawaited = [w for w in caught if "was never awaited" in str(w.message)]
+    assert unawaited == []
