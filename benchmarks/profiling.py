@@ -144,6 +144,21 @@ async def memory_profile(rows: int) -> dict[str, Any]:
     }
 
 
+def functions_table(functions: list[dict[str, Any]]) -> str:
+    return table(
+        ["function", "calls", "own", "cumulative"],
+        [
+            [
+                f["function"],
+                f"{f['calls']:,}",
+                f"{f['tottime_s']:.3f} s",
+                f"{f['cumtime_s']:.3f} s",
+            ]
+            for f in functions
+        ],
+    )
+
+
 def render(cpu: dict[str, Any], mem: dict[str, Any]) -> str:
     total = cpu["profiled_total_s"]
     lines = [
@@ -162,32 +177,10 @@ def render(cpu: dict[str, Any], mem: dict[str, Any]) -> str:
         ),
         "",
         f"top {TOP} functions by own time:",
-        table(
-            ["function", "calls", "own", "cumulative"],
-            [
-                [
-                    f["function"],
-                    f"{f['calls']:,}",
-                    f"{f['tottime_s']:.3f} s",
-                    f"{f['cumtime_s']:.3f} s",
-                ]
-                for f in cpu["top_tottime"]
-            ],
-        ),
+        functions_table(cpu["top_tottime"]),
         "",
         f"top {TOP} functions by cumulative time:",
-        table(
-            ["function", "calls", "own", "cumulative"],
-            [
-                [
-                    f["function"],
-                    f"{f['calls']:,}",
-                    f"{f['tottime_s']:.3f} s",
-                    f"{f['cumtime_s']:.3f} s",
-                ]
-                for f in cpu["top_cumtime"]
-            ],
-        ),
+        functions_table(cpu["top_cumtime"]),
         "",
         f"memory: {mem['rows']:,} rows, as_completed_semaphore k=200: "
         f"{mem['held_at_end_bytes'] / 1e6:.1f} MB still allocated when run.execute() returns "

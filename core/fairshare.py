@@ -49,7 +49,6 @@ class FairShare:
         self._timer: asyncio.TimerHandle | None = None
         self._batch = FIRST_BATCH
         self._went = 0
-        self._requeued = 0
 
     @property
     def waiting(self) -> int:
@@ -71,7 +70,6 @@ class FairShare:
             if self._has_budget():
                 self._went += 1
                 return
-            self._requeued += 1
             line = self._retry  # woken too late in a pass: keeps its place in line
 
     def _has_budget(self) -> bool:
@@ -93,11 +91,11 @@ class FairShare:
     def _release(self) -> None:
         """Wake the next batch; they run in the coming pass, after its input."""
         self._timer = None
-        if self._requeued:
+        if self._retry:  # some of the last batch were turned back
             self._batch = max(1, self._went)  # what fitted in the last pass
         elif self._batch < MAX_BATCH:
             self._batch *= 2
-        self._went = self._requeued = 0
+        self._went = 0
         if self._retry:
             self._again.extendleft(reversed(self._retry))
             self._retry = []

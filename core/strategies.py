@@ -38,45 +38,46 @@ async def sequential(
         yield await extract(record)
 
 
-async def gather(
+def gather(
     records: Sequence[Record], extract: Extract[T], concurrency: int = 0
 ) -> AsyncIterator[T]:
     """``asyncio.gather``: send everything at once, get all results at the end, in order."""
-    tasks = await start_all((extract(record) for record in records), SEND_SLICE)
-    results = await asyncio.gather(*tasks)
-    for result in results:
-        yield result
+    return _gathered(records, extract, SEND_SLICE)
 
 
-async def as_completed(
+def as_completed(
     records: Sequence[Record], extract: Extract[T], concurrency: int = 0
 ) -> AsyncIterator[T]:
     """``asyncio.as_completed``: send everything at once, take results as they arrive."""
-    tasks = await start_all(in_set_order([extract(record) for record in records]), SEND_SLICE)
-    try:
-        for next_done in asyncio.as_completed(tasks):
-            yield await next_done
-    finally:
-        _cancel_unfinished(tasks)
+    return _as_they_complete(records, extract, SEND_SLICE)
 
 
-async def gather_semaphore(
+def gather_semaphore(
     records: Sequence[Record], extract: Extract[T], concurrency: int
 ) -> AsyncIterator[T]:
     """``gather`` with at most ``concurrency`` requests in flight (``asyncio.Semaphore``)."""
-    limited = _limit(extract, concurrency)
-    tasks = await start_all((limited(record) for record in records), WAIT_SLICE)
-    results = await asyncio.gather(*tasks)
-    for result in results:
-        yield result
+    return _gathered(records, _limit(extract, concurrency), WAIT_SLICE)
 
 
-async def as_completed_semaphore(
+def as_completed_semaphore(
     records: Sequence[Record], extract: Extract[T], concurrency: int
 ) -> AsyncIterator[T]:
     """``as_completed`` with at most ``concurrency`` requests in flight."""
-    limited = _limit(extract, concurrency)
-    tasks = await start_all(in_set_order([limited(record) for record in records]), WAIT_SLICE)
+    return _as_they_complete(records, _limit(extract, concurrency), WAIT_SLICE)
+
+
+async def _gathered(
+    records: Sequence[Record], extract: Extract[T], per_pass: int
+) -> AsyncIterator[T]:
+    tasks = await start_all((extract(record) for record in records), per_pass)
+    for result in await asyncio.gather(*tasks):
+        yield result
+
+
+async def _as_they_complete(
+    records: Sequence[Record], extract: Extract[T], per_pass: int
+) -> AsyncIterator[T]:
+    tasks = await start_all(in_set_order([extract(record) for record in records]), per_pass)
     try:
         for next_done in asyncio.as_completed(tasks):
             yield await next_done

@@ -19,38 +19,39 @@ from core.options import bundled_datasets_dir
 from core.prices import load_prices, price_for
 from core.ratelimit import Budget, ClientRateLimit
 from core.results import Status
+from core.stats import RunStats
 
 PEOPLE = load_dataset(bundled_datasets_dir() / "people_1000.csv").records
+
+
+async def gather_150_against_a_1500_rpm_server(options: ClientOptions) -> RunStats:
+    """150 rows at once against a server that allows 125 in its 5 s window."""
+    server = ServerConfig(latency=0.0, jitter=0.0, rpm=1500, rate_window=5.0)
+    with LocalServer(server) as running:
+        endpoint = choose_endpoint(base_url=running.base_url, env={})
+        async with (
+            Engine(endpoint, options=options) as engine,
+            engine.run(PEOPLE[:150], Person, strategy="gather", concurrency=1) as run,
+        ):
+            return await run.execute()
 
 
 async def test_client_rpm_under_the_server_limit_never_gets_a_429() -> None:
     # The issue's 120 vs 150 per minute, scaled 10x with a 5 s window so it runs in
     # seconds: the client bursts at most one second's worth, 20, then 20/s, so any
     # 5 s window sees at most 120 requests; the server allows 125.
-    server = ServerConfig(latency=0.0, jitter=0.0, rpm=1500, rate_window=5.0)
-    options = ClientOptions(rpm=1200, retry=RetryPolicy(max_retries=0))
-    with LocalServer(server) as running:
-        endpoint = choose_endpoint(base_url=running.base_url, env={})
-        async with (
-            Engine(endpoint, options=options) as engine,
-            engine.run(PEOPLE[:150], Person, strategy="gather", concurrency=1) as run,
-        ):
-            stats = await run.execute()
+    stats = await gather_150_against_a_1500_rpm_server(
+        ClientOptions(rpm=1200, retry=RetryPolicy(max_retries=0))
+    )
     assert stats.ok == 150
     assert stats.rate_limited == 0
     assert stats.elapsed_s > 4  # it really was paced: unpaced, 150 requests take ~0.3 s
 
 
 async def test_without_the_client_limit_the_same_run_gets_429s() -> None:
-    server = ServerConfig(latency=0.0, jitter=0.0, rpm=1500, rate_window=5.0)
-    options = ClientOptions(retry=RetryPolicy(max_retries=0))
-    with LocalServer(server) as running:
-        endpoint = choose_endpoint(base_url=running.base_url, env={})
-        async with (
-            Engine(endpoint, options=options) as engine,
-            engine.run(PEOPLE[:150], Person, strategy="gather", concurrency=1) as run,
-        ):
-            stats = await run.execute()
+    stats = await gather_150_against_a_1500_rpm_server(
+        ClientOptions(retry=RetryPolicy(max_retries=0))
+    )
     assert stats.rate_limited == 25  # 125 allowed in the window, 25 refused
     assert stats.errors_by_kind == {"429": 25}
 
