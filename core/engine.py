@@ -26,6 +26,7 @@ from core.client import (
     close_client,
     display_url,
     parse_mode,
+    prime_client,
 )
 from core.dataset import Record
 from core.errors import EndpointError
@@ -196,6 +197,7 @@ class Engine:
     ) -> AsyncIterator[Run]:
         """A Run with its own client (pool sized to the run), closed afterwards."""
         extractor = self.extractor(schema, connections_for(strategy, concurrency, len(records)))
+        await prime_client(extractor.client)
         run = Run(
             records,
             extractor,
