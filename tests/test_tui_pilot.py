@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widgets import Button, Label
 
@@ -26,7 +27,7 @@ from tui.screens.history import HistoryScreen
 from tui.screens.limits import LimitsScreen
 from tui.screens.open_dataset import OpenDatasetScreen
 from tui.settings import DashboardSettings
-from tui.widgets.controls import SemaphoreControl, StrategyPicker
+from tui.widgets.controls import MAX_SEMAPHORE, SemaphoreControl, StrategyPicker
 from tui.widgets.results_table import ResultsTable
 from tui.widgets.runs_table import RunsTable
 from tui.widgets.stats_bar import Stat
@@ -146,6 +147,15 @@ async def test_semaphore_keys_change_the_size_and_grey_out_when_unused() -> None
         assert control.value == 3
         await pilot.press("minus", "minus", "minus", "minus")
         assert control.value == 1  # never below 1
+        control.value = MAX_SEMAPHORE - 1
+        await pilot.press("plus", "plus")
+        assert control.value == MAX_SEMAPHORE  # never above the maximum
+        # The value is redrawn without a re-layout, so its fixed box must hold the widest.
+        await pilot.pause()
+        label = app.query_one("#sem-value", Label)
+        lines = label.render_lines(Region(0, 0, *label.region.size))
+        shown = "".join(strip.text for strip in lines)
+        assert str(MAX_SEMAPHORE) in shown
 
 
 async def test_a_second_run_while_one_is_going_is_refused_and_cancel_keeps_rows() -> None:

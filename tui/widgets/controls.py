@@ -69,7 +69,9 @@ class SemaphoreControl(Horizontal):
 
     def watch_value(self, value: int) -> None:
         if self.is_mounted:
-            self.query_one("#sem-value", Label).update(str(value))
+            # The label's box is 5 cells wide, enough for MAX_SEMAPHORE: no re-layout of
+            # the whole screen (~15 ms) for every key press while a run goes.
+            self.query_one("#sem-value", Label).update(str(value), layout=False)
         self.post_message(self.Changed(self, value))
 
     def step(self, direction: int) -> None:
