@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from core.dataset import load_dataset
 from core.localserver import ServerConfig
 from core.models import Person
 from core.options import bundled_datasets_dir
-from core.results import Status
+from core.results import Row, Status
 from core.store import Store
 from core.strategies import STRATEGIES
 from tests.fakes import ARTICLE_PEOPLE
@@ -95,6 +95,31 @@ async def test_each_strategy_fills_the_table_with_the_seven_people(number: int) 
         history = app.query_one(RunsTable).history
         assert len(history) == 1 and history[0][1].strategy == app.strategy
         assert history[0][1].ok == 7
+
+
+async def test_a_run_keeps_room_for_its_rows_so_the_table_never_re_lays_out() -> None:
+    """Every change of the table's scrollable height re-lays-out the whole screen, so
+    the height is set once for the run's 1,000 rows, not grown while they arrive."""
+    app = make_app(latency=0.0, dataset="people_1000.csv")
+    async with app.run_test(size=SIZE) as pilot:
+        table = app.query_one(ResultsTable)
+        heights: list[tuple[int, int]] = []
+        add_results = table.add_results
+
+        def recording(rows: Sequence[Row], *, final: bool = True) -> None:
+            add_results(rows, final=final)
+            heights.append((table.row_count, table.virtual_size.height))
+
+        table.add_results = recording  # type: ignore[method-assign]
+        await pilot.press("5")
+        app.query_one(SemaphoreControl).value = 50
+        await run_and_wait(pilot, app, 0)
+        assert table.row_count == 1000
+        assert len(heights) > 1 and heights[0][0] < 1000  # added over several frames
+        # the header line and all the run's rows, from the first rows on
+        assert {height for _, height in heights} == {1001}
+        await pilot.press("end")
+        assert table.cursor_row == 999
 
 
 async def test_walkthrough_run_switch_run_again_and_export(

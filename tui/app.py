@@ -476,6 +476,7 @@ class FanoutApp(App[int]):
         schema = schema or self.schema
         table = self.query_one(ResultsTable)
         table.reset()
+        table.reserve(len(records))
         self.query_one(StatsBar).clear(len(records))
         limit = (
             concurrency

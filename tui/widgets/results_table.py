@@ -103,6 +103,8 @@ class ResultsTable(ScrollView, can_focus=True):
         self._columns: list[Column] = []
         self._static: dict[int, list[Segment]] = {}
         self._width = 0
+        self._reserved = 0
+        """Lines kept for the rows a running run will still add (see ``reserve``)."""
 
     # -- data ----------------------------------------------------------------------
 
@@ -127,7 +129,15 @@ class ResultsTable(ScrollView, can_focus=True):
         self._static.clear()
         self.timeline.scale = 1.0
         self.cursor_row = 0
+        self._reserved = 0
         self._resize()
+
+    def reserve(self, rows: int) -> None:
+        """Make room up front for a run of ``rows``: every change of the scrollable
+        height re-lays-out the whole screen (15-50 ms), so a run that fills a table
+        it has room in costs one layout, not one per growth step."""
+        self._reserved = rows + 1
+        self._resize(final=False)
 
     def add_results(self, rows: Sequence[Row], *, final: bool = True) -> None:
         """Append rows. While a run goes (``final=False``) the scrollable height grows
@@ -152,10 +162,11 @@ class ResultsTable(ScrollView, can_focus=True):
 
     def _resize(self, final: bool = True) -> None:
         lines = len(self.rows) + 1
-        if not final and lines > GROWTH_MIN:
-            if lines <= self.virtual_size.height:
-                lines = self.virtual_size.height  # still room: no new layout
-            else:
+        if not final:
+            room = max(self.virtual_size.height, self._reserved)
+            if lines <= room and (self._reserved or lines > GROWTH_MIN):
+                lines = room  # still room: no new layout
+            elif lines > GROWTH_MIN:
                 lines += max(GROWTH_MIN, len(self.rows) // 4)  # grow with slack
         if lines != self.virtual_size.height or self._width != self.virtual_size.width:
             self.virtual_size = Size(self._width, lines)
