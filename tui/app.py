@@ -586,7 +586,7 @@ class FanoutApp(App[int]):
         feed.take_deliveries()
         self.query_one(StatsBar).show(feed.snapshot())
         if self._ticks % CHART_EVERY == 0:
-            self.query_one(InFlightChart).redraw()
+            self.query_one(InFlightChart).redraw(now=feed.run.elapsed)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,16 @@ def steps(samples: list[tuple[float, int]], buckets: int = MAX_POINTS) -> list[t
     return points
 
 
+def line(series: Series, now: float | None = None) -> list[tuple[float, int]]:
+    """The points to draw for a series; while its run goes (``now`` given), the line
+    is held at its last value up to now, so the time axis keeps up with the run
+    even while nothing starts or finishes (a slow endpoint's first seconds)."""
+    points = steps(series.samples)
+    if now is not None and points and now > points[-1][0]:
+        points = [*points, (now, points[-1][1])]
+    return points
+
+
 class InFlightChart(PlotextPlot):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -69,15 +79,17 @@ class InFlightChart(PlotextPlot):
         del self.series[:-MAX_SERIES]
         return series
 
-    def redraw(self) -> None:
+    def redraw(self, now: float | None = None) -> None:
+        """Draw every series; ``now`` is the current run's elapsed time while it goes."""
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
         plt.title("requests in flight")
         plt.xlabel("seconds")
         peak = 1
+        current = self.series[-1] if self.series else None
         for series, color in zip(self.series, COLORS, strict=False):
-            points = steps(series.samples)
+            points = line(series, now if series is current else None)
             if len(points) < 2:
                 continue
             peak = max(peak, max(y for _, y in points))

@@ -1,0 +1,27 @@
+"""The in-flight chart's lines: peaks kept, and the running series kept up to now."""
+
+from __future__ import annotations
+
+from tui.widgets.chart import Series, line, steps
+
+
+def test_steps_keep_the_peak_of_each_bucket() -> None:
+    # a finish and the next start microseconds apart: the raw samples dip to 1
+    samples = [(0.0, 0), (0.001, 1), (0.002, 2), (0.5, 1), (0.500001, 2), (1.0, 0)]
+    points = steps(samples, buckets=10)
+    assert max(value for _, value in points) == 2
+    assert all(value == 2 for at, value in points if 0.01 < at < 0.5)
+    assert points[-1] == (1.0, 0)
+
+
+def test_a_running_series_is_held_at_its_last_value_up_to_now() -> None:
+    series = Series("#1 gather", [(0.0, 0), (0.001, 5), (0.002, 7)])
+    assert line(series)[-1] == (0.002, 7)
+    held = line(series, now=0.8)
+    assert held[-1] == (0.8, 7)  # nothing finished yet: seven in flight until now
+    assert held[:-1] == line(series)
+    assert line(series, now=0.001) == line(series)  # now never moves the line back
+
+
+def test_a_series_with_no_starts_yet_is_flat_at_zero_up_to_now() -> None:
+    assert line(Series("#1 for loop", [(0.0, 0)]), now=0.3) == [(0.0, 0), (0.3, 0)]
