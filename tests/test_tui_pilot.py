@@ -104,20 +104,21 @@ async def test_a_run_keeps_room_for_its_rows_so_the_table_never_re_lays_out() ->
     async with app.run_test(size=SIZE) as pilot:
         table = app.query_one(ResultsTable)
         heights: list[tuple[int, int]] = []
-        add_results = table.add_results
+        show_progress = table.show_progress
 
-        def recording(rows: Sequence[Row], *, final: bool = True) -> None:
-            add_results(rows, final=final)
+        def recording(rows: Sequence[Row], elapsed: float) -> None:
+            show_progress(rows, elapsed)
             heights.append((table.row_count, table.virtual_size.height))
 
-        table.add_results = recording  # type: ignore[method-assign]
+        table.show_progress = recording  # type: ignore[method-assign]
         await pilot.press("5")
         app.query_one(SemaphoreControl).value = 50
         await run_and_wait(pilot, app, 0)
         assert table.row_count == 1000
         assert len(heights) > 1 and heights[0][0] < 1000  # added over several frames
-        # the header line and all the run's rows, from the first rows on
+        # the header line and all the run's rows, from the first frame on
         assert {height for _, height in heights} == {1001}
+        assert table.virtual_size.height == 1001
         await pilot.press("end")
         assert table.cursor_row == 999
 

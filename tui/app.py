@@ -576,13 +576,8 @@ class FanoutApp(App[int]):
         if feed is None or feed.ended is not None:
             return
         self._ticks += 1
-        table = self.query_one(ResultsTable)
-        table.timeline.scale = max(feed.run.elapsed, 1e-3)
         rows: list[Row] = feed.take(ROWS_PER_TICK)
-        if rows:
-            table.add_results(rows, final=False)
-        else:
-            table.repaint()
+        self.query_one(ResultsTable).show_progress(rows, feed.run.elapsed)
         feed.take_deliveries()
         self.query_one(StatsBar).show(feed.snapshot())
         if self._ticks % CHART_EVERY == 0:

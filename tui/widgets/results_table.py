@@ -28,7 +28,7 @@ from textual.strip import Strip
 
 from core.models import field_columns, flatten
 from core.results import Row, Status
-from tui.widgets.waterfall import Timeline, delivered, waterfall
+from tui.widgets.waterfall import MIN_SCALE, Timeline, delivered, waterfall
 
 TEXT_WIDTH = 36
 FIELD_WIDTH = 14
@@ -105,6 +105,8 @@ class ResultsTable(ScrollView, can_focus=True):
         self._width = 0
         self._reserved = 0
         """Lines kept for the rows a running run will still add (see ``reserve``)."""
+        self._undelivered: set[int] = set()
+        """Rows drawn before the strategy delivered them: their marker is still to come."""
 
     # -- data ----------------------------------------------------------------------
 
@@ -130,24 +132,59 @@ class ResultsTable(ScrollView, can_focus=True):
         self.timeline.scale = 1.0
         self.cursor_row = 0
         self._reserved = 0
+        self._undelivered.clear()
         self._resize()
+        self.refresh()
 
     def reserve(self, rows: int) -> None:
         """Make room up front for a run of ``rows``: every change of the scrollable
         height re-lays-out the whole screen (15-50 ms), so a run that fills a table
         it has room in costs one layout, not one per growth step."""
         self._reserved = rows + 1
+        self.timeline.scale = MIN_SCALE  # the axis grows from the run's first frame on
         self._resize(final=False)
+        self.refresh()
 
     def add_results(self, rows: Sequence[Row], *, final: bool = True) -> None:
         """Append rows. While a run goes (``final=False``) the scrollable height grows
         in steps, since every change of it re-lays-out the whole screen."""
+        self._append(rows)
+        self._resize(final)
+        self.refresh()
+
+    def show_progress(self, rows: Sequence[Row], elapsed: float) -> None:
+        """A running run's frame: append ``rows``, let the time axis keep up with
+        ``elapsed``, and repaint only what changed on screen: the new rows in view
+        and rows in view delivered since they were drawn. A frame repaints every
+        visible row only when the axis grows a step."""
+        first = len(self.rows)
+        self._append(rows)
+        self._resize(final=False)
+        if self.timeline.stretch(elapsed):
+            self.refresh()
+            return
+        top, bottom = self._in_view()
+        new_top, new_bottom = max(first, top), min(len(self.rows), bottom)
+        if new_top < new_bottom:
+            self.refresh_lines(new_top + 1, new_bottom - new_top)
+        for index in list(self._undelivered):
+            if index < len(self.rows) and self.rows[index].delivered_s is None:
+                continue
+            self._undelivered.discard(index)
+            if top <= index < bottom:
+                self.refresh_line(index + 1)
+
+    def _append(self, rows: Sequence[Row]) -> None:
         for row in rows:
             key = str(row.index)
             if key not in self.rows_by_key:
                 self.rows_by_key[key] = row
                 self.rows.append(row)
-        self._resize(final)
+
+    def _in_view(self) -> tuple[int, int]:
+        """The rows on screen: ``rows[top:bottom]`` (line 0 is the header)."""
+        top = int(self.scroll_offset.y)
+        return top, top + max(0, self.size.height - 1)
 
     @property
     def row_count(self) -> int:
@@ -170,7 +207,6 @@ class ResultsTable(ScrollView, can_focus=True):
                 lines += max(GROWTH_MIN, len(self.rows) // 4)  # grow with slack
         if lines != self.virtual_size.height or self._width != self.virtual_size.width:
             self.virtual_size = Size(self._width, lines)
-        self.refresh()
 
     # -- drawing -------------------------------------------------------------------
 
@@ -196,6 +232,8 @@ class ResultsTable(ScrollView, can_focus=True):
 
     def _line(self, index: int) -> Strip:
         row = self.rows[index]
+        if row.delivered_s is None:
+            self._undelivered.add(index)
         static = self._static.get(row.index)
         if static is None:
             static = self._static[row.index] = self._static_cells(row)

@@ -4,11 +4,14 @@ A ``Timeline`` holds the run's time scale; a waterfall cell draws its row's
 queued-start-finish span against it, with a diamond where the strategy
 delivered the row. Because cells read the row and the scale when they are
 drawn, nothing is rewritten when the scale grows or a row is delivered later
-(gather delivers everything at the end): the table only repaints.
+(gather delivers everything at the end): the table only repaints. While a
+run goes the scale grows in steps (``Timeline.stretch``), so most frames
+repaint only the rows that changed.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from rich.segment import Segment
@@ -28,6 +31,8 @@ STYLES = {
 }
 WAIT_STYLE = Style(dim=True)
 DELIVERED_STYLE = Style(color="magenta", bold=True)
+MIN_SCALE = 0.01
+"""The shortest time axis (seconds), for a run's very first frame."""
 
 
 @dataclass
@@ -36,10 +41,36 @@ class Timeline:
 
     scale: float = 1.0
 
+    def stretch(self, elapsed: float) -> bool:
+        """While a run goes: cover ``elapsed``, growing in steps of a quarter or so.
+
+        Between steps the bars already drawn stay as they are, so a frame
+        repaints only the rows that changed, not every visible row. Returns
+        whether the scale changed (then every bar has to be redrawn).
+        """
+        if elapsed <= self.scale:
+            return False
+        self.scale = nice_ceiling(elapsed)
+        return True
+
     def column(self, seconds: float, width: int) -> int:
         if self.scale <= 0:
             return 0
         return max(0, min(width - 1, int(seconds / self.scale * width)))
+
+
+NICE = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
+
+def nice_ceiling(seconds: float) -> float:
+    """The smallest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten >= seconds."""
+    if seconds <= 0:
+        return MIN_SCALE
+    power = 10.0 ** math.floor(math.log10(seconds))
+    for step in NICE:
+        if step * power >= seconds * (1 - 1e-9):
+            return max(MIN_SCALE, round(step * power, 12))
+    return 10 * power  # pragma: no cover - NICE ends at 10
 
 
 def waterfall(row: Row, timeline: Timeline, width: int) -> list[Segment]:

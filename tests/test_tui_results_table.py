@@ -1,0 +1,120 @@
+"""The results table during a run: what a frame repaints, and the growing time axis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.geometry import Region
+
+from core.models import Person
+from core.results import Row, Status
+from tui.widgets.results_table import ResultsTable
+from tui.widgets.waterfall import Timeline, nice_ceiling
+
+VISIBLE = 10  # rows in view: an 11-line table has a header line and 10 rows
+
+
+class TableApp(App[None]):
+    CSS = "ResultsTable { height: 11; }"
+
+    def compose(self) -> ComposeResult:
+        yield ResultsTable()
+
+
+def finished(index: int, *, delivered: bool = True) -> Row:
+    return Row(
+        index,
+        f"p{index}",
+        f"My name is P{index} and I am 30 years old",
+        Status.OK,
+        data={"name": f"P{index}", "age": 30},
+        queued_s=0.0,
+        started_s=0.01,
+        finished_s=0.05,
+        delivered_s=0.05 if delivered else None,
+        attempts=1,
+    )
+
+
+class Repaints:
+    """What the table asked to repaint: None for all of it, else the screen lines."""
+
+    def __init__(self, table: ResultsTable) -> None:
+        self.calls: list[list[int] | None] = []
+        original = table.refresh
+
+        def refresh(*regions: Region, **kwargs: Any) -> Any:
+            if regions:
+                self.calls.append([y for region in regions for y in region.line_range])
+            else:
+                self.calls.append(None)
+            return original(*regions, **kwargs)
+
+        table.refresh = refresh  # type: ignore[method-assign]
+
+    def take(self) -> list[list[int] | None]:
+        calls, self.calls = self.calls, []
+        return calls
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [(0.07, 0.08), (0.1, 0.1), (0.11, 0.12), (1.3, 1.5), (2.2, 2.5), (7.0, 8.0), (9.0, 10.0)],
+)
+def test_nice_ceiling(seconds: float, expected: float) -> None:
+    assert nice_ceiling(seconds) == pytest.approx(expected)
+
+
+def test_the_axis_grows_in_steps_and_says_when() -> None:
+    timeline = Timeline(scale=1.0)
+    assert not timeline.stretch(0.9)  # still covered
+    assert timeline.stretch(1.1) and timeline.scale == pytest.approx(1.2)
+    assert not timeline.stretch(1.15)
+    assert timeline.stretch(1.21) and timeline.scale == pytest.approx(1.5)
+
+
+async def test_a_frame_repaints_only_the_new_rows_in_view() -> None:
+    app = TableApp()
+    async with app.run_test(size=(120, 20)) as pilot:
+        table = app.query_one(ResultsTable)
+        table.set_schema(Person)
+        table.reserve(100)
+        await pilot.pause()
+        assert table.size.height - 1 == VISIBLE
+        repaints = Repaints(table)
+
+        table.show_progress([finished(i) for i in range(4)], elapsed=0.005)
+        assert repaints.take() == [[1, 2, 3, 4]]  # lines 1-4 (line 0 is the header)
+
+        table.show_progress([finished(i) for i in range(4, 30)], elapsed=0.009)
+        assert repaints.take() == [[5, 6, 7, 8, 9, 10]]  # the rest is out of view
+
+        table.show_progress([finished(i) for i in range(30, 40)], elapsed=0.009)
+        assert repaints.take() == []  # nothing on screen changed
+
+        table.show_progress([], elapsed=0.5)  # the axis grows a step: every bar moves
+        assert repaints.take() == [None]
+        assert table.row_count == 40
+
+
+async def test_a_row_delivered_after_it_was_drawn_is_repainted() -> None:
+    """gather hands rows over only at its end; their markers appear then."""
+    app = TableApp()
+    async with app.run_test(size=(120, 20)) as pilot:
+        table = app.query_one(ResultsTable)
+        table.set_schema(Person)
+        table.reserve(10)
+        rows = [finished(i, delivered=False) for i in range(3)]
+        table.show_progress(rows, elapsed=0.005)
+        await pilot.pause()
+        assert "◆" not in table.render_line(2).text  # no delivery marker yet
+        repaints = Repaints(table)
+        table.show_progress([], elapsed=0.006)
+        assert repaints.take() == []
+        rows[1].delivered_s = 0.006
+        table.show_progress([], elapsed=0.007)
+        assert repaints.take() == [[2]]
+        await pilot.pause()
+        assert "◆" in table.render_line(2).text
