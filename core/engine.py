@@ -32,6 +32,7 @@ from core.dataset import Record
 from core.errors import EndpointError
 from core.extract import Extractor, RetryPolicy
 from core.failures import classify
+from core.fairshare import DEFAULT_BUDGET_S, FairShare
 from core.localserver import LocalServer, ServerConfig
 from core.prepared import PreparedRequest
 from core.prices import FREE, Price, load_prices, price_for, user_prices_path
@@ -73,10 +74,13 @@ class Engine:
         *,
         server: ServerConfig | None = None,
         options: ClientOptions | None = None,
+        pass_budget: float = DEFAULT_BUDGET_S,
     ) -> None:
         self.choice = choice
         self.server_config = server or ServerConfig()
         self.options = options or ClientOptions()
+        self.pass_budget = pass_budget
+        """How long a run's work may hold one pass of the event loop (see FairShare)."""
         self._server: LocalServer | None = None
         self._endpoint: Endpoint | None = None
         self._prices = load_prices(self.options.prices)
@@ -182,6 +186,7 @@ class Engine:
             limits=ClientRateLimit(options.rpm, options.tpm),
             price=self.price(),
             budget=Budget(options.budget_usd) if options.budget_usd is not None else None,
+            fair=FairShare(self.pass_budget),
         )
 
     @asynccontextmanager

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
-from core.fairshare import FairShare
+from core.client import choose_endpoint
+from core.engine import Engine
+from core.fairshare import DEFAULT_BUDGET_S, FairShare
+from core.models import Person
+from tui.app import PASS_BUDGET_S, default_engine
+from tui.settings import DashboardSettings
 
 
 def busy(seconds: float) -> None:
@@ -126,3 +132,20 @@ async def test_other_callbacks_get_turns_between_batches(budget: float) -> None:
     await asyncio.gather(*(step() for _ in range(200)))
     await prober
     assert any(0 < s < 200 for s in seen_mid_run)
+
+
+async def test_the_dashboard_gives_runs_a_smaller_share_of_each_pass_than_the_cli() -> None:
+    """``fanout run`` keeps the default; the dashboard halves it for input and frames."""
+    choice = choose_endpoint("http://127.0.0.1:9/v1", env={})
+    shares = []
+    for engine in (
+        Engine(choice),
+        default_engine(DashboardSettings(Path("x.csv"), endpoint=choice)),
+    ):
+        assert isinstance(engine, Engine)
+        async with engine:  # a URL endpoint: nothing is contacted
+            extractor = engine.extractor(Person, connections=1)
+            shares.append(extractor.fair.budget)
+            await extractor.client.close()
+    assert shares == [DEFAULT_BUDGET_S, PASS_BUDGET_S]
+    assert PASS_BUDGET_S < DEFAULT_BUDGET_S
