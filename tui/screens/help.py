@@ -39,6 +39,8 @@ strategy does to **time**, **order** and **load**.
 The **waterfall** column draws each request from start to finish across the
 run (dots: waiting for a semaphore slot); **◆** marks when the strategy
 handed the result to your code. With gather every ◆ sits at the end.
+While a run goes its time axis grows in steps (1, 1.2, 1.5, 2 … s), so the
+bars shrink now and then; when the run ends the axis fits it exactly.
 
 The built-in local endpoint is a **simulator**: it fills the schema from the
 text with simple rules and sleeps a configurable latency. It is not a
