@@ -17,10 +17,21 @@ VISIBLE = 10  # rows in view: an 11-line table has a header line and 10 rows
 
 
 class TableApp(App[None]):
+    """A results table alone, made ready for a run of ``rows`` people."""
+
     CSS = "ResultsTable { height: 11; }"
+
+    def __init__(self, rows: int) -> None:
+        super().__init__()
+        self.rows = rows
 
     def compose(self) -> ComposeResult:
         yield ResultsTable()
+
+    def on_mount(self) -> None:
+        table = self.query_one(ResultsTable)
+        table.set_schema(Person)
+        table.reserve(self.rows)
 
 
 def finished(index: int, *, delivered: bool = True) -> Row:
@@ -76,11 +87,9 @@ def test_the_axis_grows_in_steps_and_says_when() -> None:
 
 
 async def test_a_frame_repaints_only_the_new_rows_in_view() -> None:
-    app = TableApp()
+    app = TableApp(rows=100)
     async with app.run_test(size=(120, 20)) as pilot:
         table = app.query_one(ResultsTable)
-        table.set_schema(Person)
-        table.reserve(100)
         await pilot.pause()
         assert table.size.height - 1 == VISIBLE
         repaints = Repaints(table)
@@ -101,11 +110,9 @@ async def test_a_frame_repaints_only_the_new_rows_in_view() -> None:
 
 async def test_a_row_delivered_after_it_was_drawn_is_repainted() -> None:
     """gather hands rows over only at its end; their markers appear then."""
-    app = TableApp()
+    app = TableApp(rows=10)
     async with app.run_test(size=(120, 20)) as pilot:
         table = app.query_one(ResultsTable)
-        table.set_schema(Person)
-        table.reserve(10)
         rows = [finished(i, delivered=False) for i in range(3)]
         table.show_progress(rows, elapsed=0.005)
         await pilot.pause()
