@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.geometry import Region
@@ -27,7 +28,9 @@ from tui.screens.history import HistoryScreen
 from tui.screens.limits import LimitsScreen
 from tui.screens.open_dataset import OpenDatasetScreen
 from tui.settings import DashboardSettings
+from tui.widgets.chart import InFlightChart
 from tui.widgets.controls import MAX_SEMAPHORE, SemaphoreControl, StrategyPicker
+from tui.widgets.header import DatasetBar
 from tui.widgets.results_table import ResultsTable
 from tui.widgets.runs_table import RunsTable
 from tui.widgets.stats_bar import Stat
@@ -160,6 +163,33 @@ async def test_runs_table_exports_too(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: (tmp_path / "runs.csv").exists())
     rows = read_csv(tmp_path, "runs.csv")
     assert len(rows) == 1 and rows[0]["strategy"] == "sequential" and rows[0]["ok"] == "7"
+
+
+async def test_a_frame_that_changes_the_stats_draws_neither_table_nor_chart() -> None:
+    """Textual draws every widget whose container overlaps a changed region; the
+    table and the chart sit in boxes of their own so a stats tick leaves them be."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "127.0.0.1" in str(app.query_one(DatasetBar).render()))
+        await pilot.pause(0.3)  # the simulator has started and the header says so
+        drawn: dict[str, int] = {}
+        stat_widget = app.query_one("#stat-elapsed", Stat)
+        for widget in (app.query_one(ResultsTable), app.query_one(InFlightChart), stat_widget):
+            render_lines = widget.render_lines
+
+            def counting(
+                crop: Region, name: str = type(widget).__name__, f: Any = render_lines
+            ) -> Any:
+                drawn[name] = drawn.get(name, 0) + 1
+                return f(crop)
+
+            widget.render_lines = counting  # type: ignore[method-assign]
+        stat_widget.set_value("9.99 s")
+        await pilot.pause()
+        await pilot.pause()
+        assert drawn.get("Stat", 0) >= 1  # the frame happened
+        assert drawn.get("ResultsTable", 0) == 0
+        assert drawn.get("InFlightChart", 0) == 0
 
 
 async def test_semaphore_keys_change_the_size_and_grey_out_when_unused() -> None:
