@@ -58,6 +58,10 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+class Pacer(Protocol):
+    async def checkpoint(self) -> None: ...
+
+
 class Listener(Protocol):
     def on_request(self) -> None: ...
 
@@ -67,6 +71,7 @@ class Listener(Protocol):
 _listeners: contextvars.ContextVar[tuple[Listener, ...]] = contextvars.ContextVar(
     "fanout_http_listeners", default=()
 )
+_pacer: contextvars.ContextVar[Pacer | None] = contextvars.ContextVar("fanout_pacer", default=None)
 
 
 def listen(listener: Listener) -> contextvars.Token[tuple[Listener, ...]]:
@@ -76,6 +81,15 @@ def listen(listener: Listener) -> contextvars.Token[tuple[Listener, ...]]:
 
 def stop_listening(token: contextvars.Token[tuple[Listener, ...]]) -> None:
     _listeners.reset(token)
+
+
+def pace_with(pacer: Pacer) -> contextvars.Token[Pacer | None]:
+    """Wait for ``pacer.checkpoint()`` when an answer's headers arrive, in this task."""
+    return _pacer.set(pacer)
+
+
+def stop_pacing(token: contextvars.Token[Pacer | None]) -> None:
+    _pacer.reset(token)
 
 
 async def request_hook(request: Any) -> None:
@@ -89,6 +103,9 @@ async def response_hook(response: Any) -> None:
         status, headers = response.status_code, response.headers
         for listener in listeners:
             listener.on_response(status, headers)
+    pacer = _pacer.get()
+    if pacer is not None:
+        await pacer.checkpoint()
 
 
 EVENT_HOOKS: dict[str, list[Callable[..., Any]]] = {

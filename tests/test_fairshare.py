@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from core.client import choose_endpoint
+from core.dataset import Record
 from core.engine import Engine
 from core.fairshare import DEFAULT_BUDGET_S, FairShare
+from core.localserver import ServerConfig
 from core.models import Person
 from tui.app import PASS_BUDGET_S, default_engine
 from tui.settings import DashboardSettings
@@ -149,3 +151,35 @@ async def test_the_dashboard_gives_runs_a_smaller_share_of_each_pass_than_the_cl
             await extractor.client.close()
     assert shares == [DEFAULT_BUDGET_S, PASS_BUDGET_S]
     assert PASS_BUDGET_S < DEFAULT_BUDGET_S
+
+
+class CountingPacer(FairShare):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def checkpoint(self) -> None:
+        self.calls += 1
+        await super().checkpoint()
+
+
+async def test_a_row_also_waits_its_turn_when_its_answer_arrives() -> None:
+    """Three turns per request: before sending, when the answer's headers are in (the
+    SDK then reads and wraps the body: half of a response's cost, once left unpaced),
+    and before parsing and validating."""
+    engine = Engine(choose_endpoint(local=True), server=ServerConfig(latency=0.0, jitter=0.0))
+    async with engine:
+        extractor = engine.extractor(Person, connections=2)
+        pacer = extractor.fair = CountingPacer()
+        try:
+            texts = ["My name is Ann and I am 30 years old", "My name is Bo and I am 41 years old"]
+            done = await asyncio.gather(
+                *(extractor(Record(i, str(i), text)) for i, text in enumerate(texts))
+            )
+        finally:
+            await extractor.client.close()
+    assert [d.value.model_dump() for d in done] == [
+        {"name": "Ann", "age": 30},
+        {"name": "Bo", "age": 41},
+    ]
+    assert pacer.calls == 3 * len(texts)
