@@ -6,6 +6,11 @@ signal to the right listener without threading it through instructor and
 the SDK: the extractor counts a row's attempts and 429s this way, and the
 adaptive strategy learns the server's ``x-ratelimit-*`` budget the moment a
 response arrives, not when the row finally finishes.
+
+A row's ``FairShare`` also waits here (``pace_with``): once an answer's headers
+are in, the SDK reads and wraps the body, half of what an answer costs the
+client, and that work then takes its turn like the rest instead of piling
+into whichever pass a burst of answers lands in.
 """
 
 from __future__ import annotations
