@@ -209,7 +209,8 @@ class FanoutApp(App[int]):
         self.query_one("#run", Button).disabled = running
         self.query_one("#compare", Button).disabled = running
         self.query_one("#cancel", Button).disabled = not running
-        self.set_class(running, "running")
+        # On the table, not the app: a class on the app restyles every widget (~35 ms).
+        self.query_one(ResultsTable).set_class(running, "running")
 
     def _show_header(self, *, starting: bool = False) -> None:
         choice = self.settings.endpoint
