@@ -22,7 +22,7 @@ import openai
 from openai._base_client import Platform, get_platform
 
 from core.errors import ConfigError
-from core.signals import EVENT_HOOKS
+from core.signals import Pacer, event_hooks
 
 OPENAI_URL = "https://api.openai.com/v1"
 LOCAL_MODEL = "fanout-sim"
@@ -144,18 +144,19 @@ def tls_context() -> ssl.SSLContext:
 
 
 def build_openai(
-    endpoint: Endpoint, *, connections: int, timeout: float = 60.0
+    endpoint: Endpoint, *, connections: int, timeout: float = 60.0, pacer: Pacer | None = None
 ) -> openai.AsyncOpenAI:
     """The raw SDK client: no SDK retries (fanout retries itself), pool sized to the run.
 
     Uses the SDK's aiohttp transport: at high concurrency it costs far less
-    CPU per request than httpx's pool (see benchmarks/).
+    CPU per request than httpx's pool (see benchmarks/). A run's client takes
+    the run's ``pacer`` (its FairShare), which answers then wait on too.
     """
     http_client = openai.DefaultAioHttpClient(
         verify=tls_context(),
         limits=pool_limits(connections),
         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0), pool=None),
-        event_hooks=EVENT_HOOKS,
+        event_hooks=event_hooks(pacer),
     )
     return openai.AsyncOpenAI(
         base_url=endpoint.base_url,

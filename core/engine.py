@@ -174,7 +174,10 @@ class Engine:
     def extractor(self, schema: type[BaseModel], connections: int) -> Extractor:
         endpoint = self.endpoint
         options = self.options
-        client = build_openai(endpoint, connections=connections, timeout=options.timeout)
+        fair = FairShare(self.pass_budget)
+        client = build_openai(
+            endpoint, connections=connections, timeout=options.timeout, pacer=fair
+        )
         prepared = PreparedRequest(
             schema, parse_mode(options.mode), endpoint.model, options.system_prompt
         )
@@ -186,7 +189,7 @@ class Engine:
             limits=ClientRateLimit(options.rpm, options.tpm),
             price=self.price(),
             budget=Budget(options.budget_usd) if options.budget_usd is not None else None,
-            fair=FairShare(self.pass_budget),
+            fair=fair,
         )
 
     @asynccontextmanager

@@ -36,7 +36,7 @@ from core.prepared import PreparedRequest
 from core.prices import Price
 from core.ratelimit import Budget, ClientRateLimit
 from core.results import ErrorKind
-from core.signals import listen, pace_with, stop_listening, stop_pacing
+from core.signals import listen, stop_listening
 from core.tokens import estimate_tokens
 
 RetryHook = Callable[[int, float, Failure], None]
@@ -181,7 +181,6 @@ class Extractor:
     async def __call__(self, record: Record, on_retry: RetryHook | None = None) -> Extraction:
         tally = _Tally()
         token = listen(tally)
-        pacing = pace_with(self.fair)
         usage = [0, 0]
         body = self.prepared.body(record.text)
         failures = invalid = 0
@@ -240,7 +239,6 @@ class Extractor:
                     cost_usd=self.cost(usage[0], usage[1]),
                 )
         finally:
-            stop_pacing(pacing)
             stop_listening(token)
 
     def _failed(self, failure: Failure, tally: _Tally, usage: list[int]) -> ExtractionFailed:

@@ -7,10 +7,11 @@ the SDK: the extractor counts a row's attempts and 429s this way, and the
 adaptive strategy learns the server's ``x-ratelimit-*`` budget the moment a
 response arrives, not when the row finally finishes.
 
-A row's ``FairShare`` also waits here (``pace_with``): once an answer's headers
-are in, the SDK reads and wraps the body, half of what an answer costs the
-client, and that work then takes its turn like the rest instead of piling
-into whichever pass a burst of answers lands in.
+A run's client can also pace answers here (``event_hooks(pacer)``): once an
+answer's headers are in, the SDK reads and wraps the body, half of what an
+answer costs the client, and with a pacer that work takes its turn like the
+rest (``core.fairshare``) instead of piling into whichever pass a burst of
+answers lands in.
 """
 
 from __future__ import annotations
@@ -76,7 +77,6 @@ class Listener(Protocol):
 _listeners: contextvars.ContextVar[tuple[Listener, ...]] = contextvars.ContextVar(
     "fanout_http_listeners", default=()
 )
-_pacer: contextvars.ContextVar[Pacer | None] = contextvars.ContextVar("fanout_pacer", default=None)
 
 
 def listen(listener: Listener) -> contextvars.Token[tuple[Listener, ...]]:
@@ -86,15 +86,6 @@ def listen(listener: Listener) -> contextvars.Token[tuple[Listener, ...]]:
 
 def stop_listening(token: contextvars.Token[tuple[Listener, ...]]) -> None:
     _listeners.reset(token)
-
-
-def pace_with(pacer: Pacer) -> contextvars.Token[Pacer | None]:
-    """Wait for ``pacer.checkpoint()`` when an answer's headers arrive, in this task."""
-    return _pacer.set(pacer)
-
-
-def stop_pacing(token: contextvars.Token[Pacer | None]) -> None:
-    _pacer.reset(token)
 
 
 async def request_hook(request: Any) -> None:
@@ -108,13 +99,17 @@ async def response_hook(response: Any) -> None:
         status, headers = response.status_code, response.headers
         for listener in listeners:
             listener.on_response(status, headers)
-    pacer = _pacer.get()
+
+
+def event_hooks(pacer: Pacer | None = None) -> dict[str, list[Callable[..., Any]]]:
+    """Pass as ``event_hooks=`` to the httpx client under the SDK; with a ``pacer``,
+    the task that sent a request awaits ``pacer.checkpoint()`` when its answer's
+    headers are in, before the SDK reads the body."""
+    response: list[Callable[..., Any]] = [response_hook]
     if pacer is not None:
-        await pacer.checkpoint()
 
+        async def pace(_response: Any) -> None:
+            await pacer.checkpoint()
 
-EVENT_HOOKS: dict[str, list[Callable[..., Any]]] = {
-    "request": [request_hook],
-    "response": [response_hook],
-}
-"""Pass as ``event_hooks=`` to the httpx client under the SDK."""
+        response.append(pace)
+    return {"request": [request_hook], "response": response}

@@ -154,23 +154,31 @@ async def test_the_dashboard_gives_runs_a_smaller_share_of_each_pass_than_the_cl
 
 
 class CountingPacer(FairShare):
-    def __init__(self) -> None:
-        super().__init__()
+    made: list[CountingPacer] = []
+
+    def __init__(self, budget: float) -> None:
+        super().__init__(budget)
         self.calls = 0
+        CountingPacer.made.append(self)
 
     async def checkpoint(self) -> None:
         self.calls += 1
         await super().checkpoint()
 
 
-async def test_a_row_also_waits_its_turn_when_its_answer_arrives() -> None:
+async def test_a_row_also_waits_its_turn_when_its_answer_arrives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Three turns per request: before sending, when the answer's headers are in (the
     SDK then reads and wraps the body: half of a response's cost, once left unpaced),
-    and before parsing and validating."""
+    and before parsing and validating. The extractor and its client share one FairShare."""
+    monkeypatch.setattr("core.engine.FairShare", CountingPacer)
+    CountingPacer.made.clear()
     engine = Engine(choose_endpoint(local=True), server=ServerConfig(latency=0.0, jitter=0.0))
     async with engine:
         extractor = engine.extractor(Person, connections=2)
-        pacer = extractor.fair = CountingPacer()
+        (pacer,) = CountingPacer.made
+        assert extractor.fair is pacer
         try:
             texts = ["My name is Ann and I am 30 years old", "My name is Bo and I am 41 years old"]
             done = await asyncio.gather(
