@@ -58,10 +58,10 @@ TICK_SECONDS = 1 / 10
 ROWS_PER_TICK = 400
 """At most this many table rows are added per tick (4,000 rows/s; the engine does ~1,100)."""
 CHART_EVERY = 5
+"""Redraw the chart every this many ticks (plotext takes ~15 ms per drawing)."""
 PASS_BUDGET_S = 0.005
 """A run's share of each event-loop pass in the dashboard: a quarter of ``fanout run``'s,
 so key presses and frames wait less (key press p50 ~14 ms, not ~37)."""
-"""Redraw the chart every this many ticks (plotext takes ~15 ms per drawing)."""
 
 
 class EngineLike(Protocol):

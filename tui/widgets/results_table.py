@@ -35,8 +35,6 @@ FIELD_WIDTH = 14
 WATERFALL_WIDTH = 32
 DELIVERED_WIDTH = 9
 GAP = " "
-GROWTH_MIN = 256
-"""While a run fills the table its height grows at least this many lines at a time."""
 STATUS_STYLE = {
     Status.OK: Style(color="green"),
     Status.FAILED: Style(color="red", bold=True),
@@ -142,14 +140,14 @@ class ResultsTable(ScrollView, can_focus=True):
         it has room in costs one layout, not one per growth step."""
         self._reserved = rows + 1
         self.timeline.scale = MIN_SCALE  # the axis grows from the run's first frame on
-        self._resize(final=False)
+        self._resize()
         self.refresh()
 
-    def add_results(self, rows: Sequence[Row], *, final: bool = True) -> None:
-        """Append rows. While a run goes (``final=False``) the scrollable height grows
-        in steps, since every change of it re-lays-out the whole screen."""
+    def add_results(self, rows: Sequence[Row]) -> None:
+        """Append rows for good (a run's end, a stored run): the height fits them exactly."""
+        self._reserved = 0
         self._append(rows)
-        self._resize(final)
+        self._resize()
         self.refresh()
 
     def show_progress(self, rows: Sequence[Row], elapsed: float) -> None:
@@ -159,7 +157,7 @@ class ResultsTable(ScrollView, can_focus=True):
         visible row only when the axis grows a step."""
         first = len(self.rows)
         self._append(rows)
-        self._resize(final=False)
+        self._resize()
         if self.timeline.stretch(elapsed):
             self.refresh()
             return
@@ -168,7 +166,7 @@ class ResultsTable(ScrollView, can_focus=True):
         if new_top < new_bottom:
             self.refresh_lines(new_top + 1, new_bottom - new_top)
         for index in list(self._undelivered):
-            if index < len(self.rows) and self.rows[index].delivered_s is None:
+            if self.rows[index].delivered_s is None:
                 continue
             self._undelivered.discard(index)
             if top <= index < bottom:
@@ -197,14 +195,9 @@ class ResultsTable(ScrollView, can_focus=True):
         """Redraw the live cells (scale or delivery changed) without touching the data."""
         self.refresh()
 
-    def _resize(self, final: bool = True) -> None:
-        lines = len(self.rows) + 1
-        if not final:
-            room = max(self.virtual_size.height, self._reserved)
-            if lines <= room and (self._reserved or lines > GROWTH_MIN):
-                lines = room  # still room: no new layout
-            elif lines > GROWTH_MIN:
-                lines += max(GROWTH_MIN, len(self.rows) // 4)  # grow with slack
+    def _resize(self) -> None:
+        """Header plus rows, or the room reserved for a running run if that is more."""
+        lines = max(len(self.rows) + 1, self._reserved)
         if lines != self.virtual_size.height or self._width != self.virtual_size.width:
             self.virtual_size = Size(self._width, lines)
 
