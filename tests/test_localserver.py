@@ -233,6 +233,43 @@ async def test_latency_is_simulated_and_reported() -> None:
     assert headers["x-fanout-latency-ms"] == "50"
 
 
+async def test_latency_counts_from_arrival_for_every_request_of_a_burst(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A burst of 20 arrives at once; the simulator's one core then spends 10 ms
+    on each (a clock advanced by ``_plan``). Every answer is still due at
+    arrival + L, as from a many-core API: the simulator's own queue adds nothing."""
+    app = create_app(ServerConfig(latency=0.2, jitter=0))
+    now = [0.0]
+    app.clock = lambda: now[0]
+    plan = app._plan
+
+    def busy_plan(raw: bytes) -> Any:
+        now[0] += 0.005
+        return plan(raw)
+
+    monkeypatch.setattr(app, "_plan", busy_plan)
+    due: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float, result: Any = None) -> Any:
+        if delay > 0:
+            due.append(now[0] + delay)  # when this request's answer goes out
+        await real_sleep(0)
+        return result
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    try:
+        answers = await asyncio.gather(
+            *(call(app, "POST", "/v1/chat/completions", person_tools_body()) for _ in range(20))
+        )
+    finally:
+        monkeypatch.setattr(asyncio, "sleep", real_sleep)
+    assert [status for status, _, _ in answers] == [200] * 20
+    assert all(headers["x-fanout-latency-ms"] == "200" for _, headers, _ in answers)
+    assert due == pytest.approx([0.2] * 20)
+
+
 async def test_streaming_tool_call_reassembles() -> None:
     async with running(ServerConfig(latency=0)) as (url, _):
         raw = openai.AsyncOpenAI(base_url=url, api_key="sk-local", max_retries=0)

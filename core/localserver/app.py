@@ -18,7 +18,11 @@ With ``api_key`` set in the config, every route but ``/health`` (and
 Order of work per completion: parse and validate (400), build the answer
 (cheap; its tokens count for ``tpm``), concurrency cap (429 "concurrency"),
 request and token windows (429 "requests" / "tokens"; refused requests
-consume nothing), then one fault draw, the latency sleep, and the answer.
+consume nothing), then one fault draw, the answer built, the latency sleep,
+and the answer sent. The latency counts from the request's arrival: every
+request of a burst notes its arrival before any is parsed, and sleeps only
+what is left of L, so the simulator's single core parsing a burst in turn does
+not add its queue to L (a many-core API would not either).
 
 Rate-limit headers on every completion response (OpenAI's names and
 meanings): ``x-ratelimit-limit-requests`` is ``rpm`` (per minute, whatever the
@@ -322,6 +326,12 @@ class SimulatorApp:
         if body is None:
             return  # the client went away
         now = self.clock()
+        if self.config.latency > 0:
+            # ``now`` is when the request arrived: L counts from here. Yield once so
+            # that every request of a burst notes its arrival before any is parsed;
+            # otherwise one core parsing a burst of 100 in turn (~0.2 ms each) would
+            # add its queue to L, which a many-core API does not.
+            await asyncio.sleep(0)
         if body is _TOO_LARGE:
             self.counts["bad_requests"] += 1
             message = f"request body too large: over {MAX_BODY_BYTES} bytes"
@@ -408,10 +418,19 @@ class SimulatorApp:
             await _respond(send, 504, headers, body)
             return
         latency = self._draw_latency()
+        status, headers, body = self._answer(plan, fault, request_id, latency)
         if latency > 0:
-            await asyncio.sleep(latency)
+            # the answer is built while it waits: L from arrival to the answer's send
+            await asyncio.sleep(max(0.0, now + latency - self.clock()))
+        headers += self._rate_headers(self.clock())
+        await _respond(send, status, headers, body)
+
+    def _answer(
+        self, plan: _Plan, fault: str | None, request_id: int, latency: float
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Status, headers (all but the rate-limit ones) and body of a completion's answer."""
         headers = self._timing_headers(request_id, latency, fault)
-        headers += [_SERVER, *self._rate_headers(self.clock())]
+        headers.append(_SERVER)
         if fault == "error":
             self.counts["error"] += 1
             status = self.rng.choice((500, 503))
@@ -423,8 +442,7 @@ class SimulatorApp:
                     "The engine is currently overloaded, please try again later (simulated fault)."
                 )
                 body = _error_body(message, "server_error", "overloaded")
-            await _respond(send, status, [_JSON, *headers], body)
-            return
+            return status, [_JSON, *headers], body
         payload = plan.payload
         completion_tokens = plan.completion_tokens
         if fault == "malformed":
@@ -440,10 +458,9 @@ class SimulatorApp:
         created = int(time.time())
         if plan.stream:
             body = _stream_body(plan, payload, request_id, created, completion_tokens)
-            await _respond(send, 200, [_SSE, *headers], body)
-            return
+            return 200, [_SSE, *headers], body
         body = self._completion_body(plan, payload, request_id, created, completion_tokens)
-        await _respond(send, 200, [_JSON, *headers], body)
+        return 200, [_JSON, *headers], body
 
     def _completion_body(
         self, plan: _Plan, payload: str, request_id: int, created: int, completion_tokens: int
