@@ -10,7 +10,7 @@ The CLI and the dashboard both go through here; neither talks to the client.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +28,7 @@ from core.client import (
     parse_mode,
     prime_client,
 )
+from core.cores import own_core
 from core.dataset import Record
 from core.errors import EndpointError
 from core.extract import Extractor, RetryPolicy
@@ -82,6 +83,7 @@ class Engine:
         self.pass_budget = pass_budget
         """How long a run's work may hold one pass of the event loop (see FairShare)."""
         self._server: LocalServer | None = None
+        self._unpin: Callable[[], None] | None = None
         self._endpoint: Endpoint | None = None
         self._prices = load_prices(self.options.prices)
 
@@ -110,6 +112,9 @@ class Engine:
             server = LocalServer(self.server_config)
             await server.__aenter__()
             self._server = server
+            if server.pid is not None:
+                # the simulator on a core of its own, this (the loop's) thread on the others
+                self._unpin = own_core(server.pid)
             self._endpoint = self.choice.with_url(server.base_url)
         else:
             assert self.choice.base_url is not None
@@ -119,6 +124,9 @@ class Engine:
         if self._server is not None:
             server, self._server = self._server, None
             await server.__aexit__(None, None, None)
+        if self._unpin is not None:
+            unpin, self._unpin = self._unpin, None
+            unpin()
         self._endpoint = None
 
     async def preflight(self) -> list[str]:

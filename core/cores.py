@@ -1,0 +1,54 @@
+"""Give the local simulator a CPU core of its own, and the event loop the others.
+
+On a small machine the simulator and the client share the CPUs with nothing
+between them. When a request reaches an idle simulator, Linux often wakes it
+on the client's own core, so the client's ``send()`` returns only after the
+simulator has handled the request there: a send that costs ~50 µs took
+300-600 µs at the 90th percentile (measured with 10 requests in flight at
+0.2 s latency, on 2 cores), and every wave of requests paid it.
+
+:func:`own_core` pins the simulator's process to the last usable core and the
+calling thread (the one running the event loop) to the rest, and returns a
+function that puts the thread back. It does nothing where it cannot help:
+off Linux, with a single usable core, or when the system refuses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable
+
+
+def own_core(child_pid: int) -> Callable[[], None] | None:
+    """Pin ``child_pid`` to one core and this thread to the others.
+
+    Returns the function that restores this thread's cores (call it once the
+    child is gone), or None when nothing was changed.
+    """
+    setaffinity = getattr(os, "sched_setaffinity", None)
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    if setaffinity is None or getaffinity is None:
+        return None
+    thread = threading.get_native_id()
+    try:
+        mine = set(getaffinity(thread))
+    except OSError:
+        return None
+    if len(mine) < 2:
+        return None
+    core = max(mine)
+    try:
+        setaffinity(child_pid, {core})
+        setaffinity(thread, mine - {core})
+    except OSError:
+        with contextlib.suppress(OSError):
+            setaffinity(thread, mine)
+        return None
+
+    def restore() -> None:
+        with contextlib.suppress(OSError):
+            setaffinity(thread, mine)
+
+    return restore
