@@ -112,8 +112,10 @@ class Engine:
             server = LocalServer(self.server_config)
             await server.__aenter__()
             self._server = server
-            if server.pid is not None:
-                # the simulator on a core of its own, this (the loop's) thread on the others
+            if server.pid is not None and self.server_config.latency > 0:
+                # A simulator that idles between answers gets a core of its own, this
+                # (the loop's) thread the others; at zero latency it never idles, and
+                # sharing measured faster (see core/cores.py).
                 self._unpin = own_core(server.pid)
             self._endpoint = self.choice.with_url(server.base_url)
         else:

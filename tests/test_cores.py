@@ -49,9 +49,20 @@ def test_own_core_of_a_gone_process_changes_nothing() -> None:
     assert this_thread() == before
 
 
-async def test_the_engine_gives_its_simulator_a_core_until_it_closes() -> None:
+async def test_a_simulator_without_latency_shares_the_cores() -> None:
     before = this_thread()
     engine = Engine(choose_endpoint(local=True), server=ServerConfig(latency=0.0))
+    async with engine:
+        server = engine._server
+        assert server is not None and server.pid is not None
+        assert this_thread() == before
+        if hasattr(os, "sched_getaffinity"):
+            assert set(os.sched_getaffinity(server.pid)) == before
+
+
+async def test_the_engine_gives_its_simulator_a_core_until_it_closes() -> None:
+    before = this_thread()
+    engine = Engine(choose_endpoint(local=True), server=ServerConfig(latency=0.2))
     async with engine:
         server = engine._server
         assert server is not None and server.pid is not None
