@@ -16,7 +16,9 @@ simulator with latency.
 :func:`own_core` pins the simulator's process to the last usable core and the
 calling thread (the one running the event loop) to the rest, and returns a
 function that puts the thread back. It does nothing where it cannot help:
-off Linux, with a single usable core, or when the system refuses.
+off Linux, with a single usable core, or when the system refuses. A thread
+that already gave a core away (two engines at once) pins the next simulator
+to the same core and gets its cores back when the last one is restored.
 """
 
 from __future__ import annotations
@@ -26,35 +28,57 @@ import os
 import threading
 from collections.abc import Callable
 
+_lock = threading.Lock()
+_pinned: dict[int, tuple[set[int], int]] = {}
+"""Pinned threads: the cores each had before, and how many simulators hold the pin."""
+
 
 def own_core(child_pid: int) -> Callable[[], None] | None:
     """Pin ``child_pid`` to one core and this thread to the others.
 
     Returns the function that restores this thread's cores (call it once the
-    child is gone), or None when nothing was changed.
+    child is gone; calling it again does nothing), or None when nothing was
+    changed.
     """
     setaffinity = getattr(os, "sched_setaffinity", None)
     getaffinity = getattr(os, "sched_getaffinity", None)
     if setaffinity is None or getaffinity is None:
         return None
     thread = threading.get_native_id()
-    try:
-        mine = set(getaffinity(thread))
-    except OSError:
-        return None
-    if len(mine) < 2:
-        return None
-    core = max(mine)
-    try:
-        setaffinity(child_pid, {core})
-        setaffinity(thread, mine - {core})
-    except OSError:
-        with contextlib.suppress(OSError):
-            setaffinity(thread, mine)
-        return None
+    with _lock:
+        held = _pinned.get(thread)
+        try:
+            mine = held[0] if held is not None else set(getaffinity(thread))
+        except OSError:
+            return None
+        if len(mine) < 2:
+            return None
+        core = max(mine)
+        try:
+            setaffinity(child_pid, {core})
+            if held is None:
+                setaffinity(thread, mine - {core})
+        except OSError:
+            if held is None:
+                with contextlib.suppress(OSError):
+                    setaffinity(thread, mine)
+            return None
+        _pinned[thread] = (mine, 1 if held is None else held[1] + 1)
+
+    restored = False
 
     def restore() -> None:
-        with contextlib.suppress(OSError):
-            setaffinity(thread, mine)
+        nonlocal restored
+        with _lock:
+            if restored:
+                return
+            restored = True
+            cores, holders = _pinned[thread]
+            if holders > 1:
+                _pinned[thread] = (cores, holders - 1)
+                return
+            del _pinned[thread]
+            with contextlib.suppress(OSError):
+                setaffinity(thread, cores)
 
     return restore

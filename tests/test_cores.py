@@ -41,6 +41,33 @@ def test_own_core_splits_the_cores_and_restores_this_thread() -> None:
             os.sched_setaffinity(threading.get_native_id(), before)
 
 
+def test_two_simulators_share_the_given_core_until_both_are_restored() -> None:
+    before = this_thread()
+    sleepers = [
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(2)
+    ]
+    try:
+        first = own_core(sleepers[0].pid)
+        second = own_core(sleepers[1].pid)
+        if len(before) < 2 or not hasattr(os, "sched_setaffinity"):
+            assert first is None and second is None
+            return
+        assert first is not None and second is not None
+        core = {max(before)}
+        assert [set(os.sched_getaffinity(p.pid)) for p in sleepers] == [core, core]
+        first()
+        first()  # twice is once
+        assert this_thread() == before - core  # the second still holds the pin
+        second()
+        assert this_thread() == before
+    finally:
+        for sleeper in sleepers:
+            sleeper.kill()
+            sleeper.wait()
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(threading.get_native_id(), before)
+
+
 def test_own_core_of_a_gone_process_changes_nothing() -> None:
     before = this_thread()
     child = subprocess.Popen([sys.executable, "-c", "pass"])
