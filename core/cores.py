@@ -19,6 +19,9 @@ function that puts the thread back. It does nothing where it cannot help:
 off Linux, with a single usable core, or when the system refuses. A thread
 that already gave a core away (two engines at once) pins the next simulator
 to the same core and gets its cores back when the last one is restored.
+
+Threads started by a pinned thread inherit its cores; a helper thread (the
+run store's writer) calls :func:`use_all_cores` first to get them all back.
 """
 
 from __future__ import annotations
@@ -82,3 +85,18 @@ def own_core(child_pid: int) -> Callable[[], None] | None:
                 setaffinity(thread, cores)
 
     return restore
+
+
+def use_all_cores() -> None:
+    """Give the calling thread every core a pinned thread had before it was pinned.
+
+    For helper threads started while the event loop's thread is pinned (they
+    would inherit its cores and compete with it); does nothing otherwise.
+    """
+    setaffinity = getattr(os, "sched_setaffinity", None)
+    with _lock:
+        cores = set().union(*(mine for mine, _ in _pinned.values()))
+    if setaffinity is None or not cores:
+        return
+    with contextlib.suppress(OSError):
+        setaffinity(threading.get_native_id(), cores)

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
+from core.cores import use_all_cores
 from core.dataset import Dataset
 from core.events import Event, RowDelivered, RowFinished, RunEnded
 from core.results import Row
@@ -150,7 +151,9 @@ class RunRecorder:
 
         Raises ``StoreError`` (nothing has been sent yet, so the caller can stop here).
         """
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fanout-store")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="fanout-store", initializer=use_all_cores
+        )
         try:
             self._writer = await self._call(Store, self.path)
             if self.meta is not None:

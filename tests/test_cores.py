@@ -8,7 +8,7 @@ import sys
 import threading
 
 from core.client import choose_endpoint
-from core.cores import own_core
+from core.cores import own_core, use_all_cores
 from core.engine import Engine
 from core.localserver import ServerConfig
 
@@ -100,3 +100,31 @@ async def test_the_engine_gives_its_simulator_a_core_until_it_closes() -> None:
         else:
             assert this_thread() == before
     assert this_thread() == before
+
+
+def test_a_helper_thread_started_by_a_pinned_thread_gets_every_core_back() -> None:
+    before = this_thread()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    seen: dict[str, set[int]] = {}
+
+    def helper() -> None:
+        seen["inherited"] = this_thread()
+        use_all_cores()
+        seen["after"] = this_thread()
+
+    try:
+        restore = own_core(child.pid)
+        thread = threading.Thread(target=helper)
+        thread.start()
+        thread.join()
+        if restore is None:  # one core, or no affinity calls: nothing to give back
+            assert seen == {"inherited": before, "after": before}
+            return
+        assert seen["inherited"] == before - {max(before)}
+        assert seen["after"] == before
+        restore()
+    finally:
+        child.kill()
+        child.wait()
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(threading.get_native_id(), before)
