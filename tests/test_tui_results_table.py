@@ -125,3 +125,17 @@ async def test_a_row_delivered_after_it_was_drawn_is_repainted() -> None:
         assert repaints.take() == [[2]]
         await pilot.pause()
         assert "◆" in table.render_line(2).text
+
+
+async def test_the_runs_end_fits_the_height_and_the_axis_exactly() -> None:
+    app = TableApp(rows=100)
+    async with app.run_test(size=(120, 20)) as pilot:
+        table = app.query_one(ResultsTable)
+        table.show_progress([finished(i) for i in range(30)], elapsed=0.7)
+        await pilot.pause()
+        assert table.virtual_size.height == 101  # the room reserved for 100 rows
+        assert table.timeline.scale == pytest.approx(0.8)  # a step of the growing axis
+        table.add_results([finished(i) for i in range(30, 40)], span=0.73)
+        await pilot.pause()
+        assert table.virtual_size.height == 41  # header and the 40 rows the run had
+        assert table.timeline.scale == pytest.approx(0.73)

@@ -396,9 +396,10 @@ class FanoutApp(App[int]):
             return
         table = self.query_one(ResultsTable)
         table.set_schema(schema)
-        table.add_results([r for r in rows if r.status is not Status.PENDING])
-        table.timeline.scale = max((r.finished_s or 0.0 for r in rows), default=1.0) or 1.0
-        table.repaint()
+        table.add_results(
+            [r for r in rows if r.status is not Status.PENDING],
+            span=max((r.finished_s or 0.0 for r in rows), default=1.0) or 1.0,
+        )
         self.shown = Shown(rows, schema, info.strategy, info.dataset_name, info.id)
         stats = compute_stats(
             rows,
@@ -578,9 +579,7 @@ class FanoutApp(App[int]):
     def _drain(self, feed: RunFeed) -> None:
         """Show everything the run produced (at its end)."""
         table = self.query_one(ResultsTable)
-        table.add_results(feed.take(len(feed.finished)))  # and the exact height
-        table.timeline.scale = max(feed.run.elapsed, 1e-3)
-        table.repaint()
+        table.add_results(feed.take(len(feed.finished)), span=feed.run.elapsed)
         self.query_one(StatsBar).show(feed.snapshot())
         self.query_one(InFlightChart).redraw()
 

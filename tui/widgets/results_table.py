@@ -143,10 +143,12 @@ class ResultsTable(ScrollView, can_focus=True):
         self._resize()
         self.refresh()
 
-    def add_results(self, rows: Sequence[Row]) -> None:
-        """Append rows for good (a run's end, a stored run): the height fits them exactly."""
+    def add_results(self, rows: Sequence[Row], span: float) -> None:
+        """Append rows for good (a run's end, a stored run): the height fits them and
+        the time axis fits ``span`` seconds, exactly."""
         self._reserved = 0
         self._append(rows)
+        self.timeline.scale = max(span, MIN_SCALE)
         self._resize()
         self.refresh()
 
@@ -190,10 +192,6 @@ class ResultsTable(ScrollView, can_focus=True):
 
     def row_for_key(self, key: str | None) -> Row | None:
         return None if key is None else self.rows_by_key.get(key)
-
-    def repaint(self) -> None:
-        """Redraw the live cells (scale or delivery changed) without touching the data."""
-        self.refresh()
 
     def _resize(self) -> None:
         """Header plus rows, or the room reserved for a running run if that is more."""
