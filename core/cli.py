@@ -88,7 +88,9 @@ def run_parser(prog: str = "fanout run") -> argparse.ArgumentParser:
 
 
 def load_inputs(args: argparse.Namespace) -> tuple[Dataset, type[BaseModel]]:
-    dataset = load_dataset(resolve_dataset(args.dataset), text_column=args.text_column)
+    dataset = load_dataset(
+        resolve_dataset(args.dataset), text_column=args.text_column, id_column=args.id_column
+    )
     for message in dataset.warnings:
         warn(message)
     return dataset, load_schema(args.schema)
@@ -153,7 +155,7 @@ async def _run(
     assert run.stats is not None
     if out is not None:
         try:
-            export_results(run.rows, schema, out)
+            export_results(run.rows, schema, out, dataset.columns)
         except ExportError as exc:
             if recorder is None:
                 raise

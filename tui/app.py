@@ -304,7 +304,9 @@ class FanoutApp(App[int]):
                 if self.shown is None:
                     self.notify("no results yet: press r to run", severity="warning")
                     return
-                path = export_results(self.shown.rows, self.shown.schema, choice.path)
+                path = export_results(
+                    self.shown.rows, self.shown.schema, choice.path, self.shown.input_columns
+                )
         except FanoutError as exc:
             self.notify(str(exc), title="export failed", severity="error", timeout=10)
             return
@@ -506,7 +508,9 @@ class FanoutApp(App[int]):
         ) as run:
             feed = RunFeed(run, limit)
             self.feed = feed
-            self.shown = Shown(run.rows, schema, strategy, self.dataset.name, resume)
+            self.shown = Shown(
+                run.rows, schema, strategy, self.dataset.name, resume, self.dataset.columns
+            )
             number = len(self.query_one(RunsTable).history) + 1
             self.series = self.query_one(InFlightChart).start_series(
                 strategy, run.semaphore, number
@@ -605,6 +609,8 @@ class Shown:
     strategy: str
     dataset: str
     run_id: str | None = None
+    input_columns: Sequence[str] = ()
+    """The dataset's own columns, in file order (export puts them in this order)."""
 
 
 def limits_label(options: ClientOptions) -> str:
@@ -619,7 +625,9 @@ def limits_label(options: ClientOptions) -> str:
 
 
 def load_for_dashboard(settings: DashboardSettings) -> tuple[Dataset, type[BaseModel]]:
-    dataset = load_dataset(settings.dataset, text_column=settings.text_column)
+    dataset = load_dataset(
+        settings.dataset, text_column=settings.text_column, id_column=settings.id_column
+    )
     return dataset, load_schema(settings.schema)
 
 

@@ -413,13 +413,25 @@ def _round_half_up(value: float) -> int:
 
 
 class _Facts:
-    __slots__ = ("_memo", "_starts", "_tokens", "text")
+    __slots__ = ("_memo", "_starts", "_tokens", "guessed", "path", "text", "weak")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._tokens: list[tuple[int, int, str]] | None = None
         self._starts: list[int] = []
         self._memo: dict[str, Any] = {}
+        self.path: list[str] = []
+        """The field being filled: keys, with ``[]`` for an array's items."""
+        self.guessed: list[str] = []
+        """Paths of fields filled by a fallback or a generic guess, not by a rule."""
+        self.weak = False
+        """Set by a rule that fell back to a generic guess (the first number, ...)."""
+
+    def note_guess(self) -> None:
+        parts: list[str] = []
+        for part in self.path:
+            parts.append(part if part == "[]" or not parts else "." + part)
+        self.guessed.append("".join(parts))
 
     # -- tokens -----------------------------------------------------------
     @property
@@ -746,6 +758,7 @@ class _Facts:
             if m:
                 return float(m.group(1))
         numbers = self.numbers()
+        self.weak = bool(numbers)  # no cue: any number in the text is a guess
         plausible = [n for n in numbers if 0 <= n <= 130]
         if plausible:
             return plausible[0]
@@ -866,11 +879,17 @@ class Filler:
         self.root = root
 
     def __call__(self, text: str) -> Any:
+        return self.fill_marked(text)[0]
+
+    def fill_marked(self, text: str) -> tuple[Any, list[str]]:
+        """The filled value, and the paths of the fields in it that no rule found
+        (fallbacks and generic guesses such as "the first number in the text")."""
         facts = _Facts(text)
         value = self.root.find(facts, 0)
         if value is MISSING:
+            facts.guessed.clear()
             value = None if self.root.nullable else self.root.fallback(facts, 0)
-        return value
+        return value, list(dict.fromkeys(facts.guessed))
 
 
 class _Const(_Node):
@@ -967,6 +986,7 @@ class _Number(_Node):
             if value is not None:
                 return value
         numbers = facts.numbers()
+        facts.weak = bool(numbers)  # a number with no label or cue: a guess
         return numbers[0] if numbers else None
 
     def shape(self, value: float) -> Any:
@@ -1196,6 +1216,7 @@ class _Array(_Node):
             if item.kind == "name":
                 return [item.shape(v) for v in dict.fromkeys(facts.name_candidates())]
         if isinstance(item, _Number) and item.kind == "generic":
+            facts.weak = bool(facts.numbers())  # every number in the text: a guess
             return [item.shape(n) for n in facts.numbers() if math.isfinite(n)]
         if depth >= MAX_DEPTH:
             return []
@@ -1210,11 +1231,19 @@ class _Array(_Node):
         return values
 
     def find(self, facts: _Facts, depth: int) -> Any:
-        values = self._all(facts, depth)
-        return self._shape(values, facts, depth) if values else MISSING
+        facts.path.append("[]")
+        try:
+            values = self._all(facts, depth)
+            return self._shape(values, facts, depth) if values else MISSING
+        finally:
+            facts.path.pop()
 
     def fallback(self, facts: _Facts, depth: int) -> Any:
-        return self._shape([], facts, depth)
+        facts.path.append("[]")
+        try:
+            return self._shape([], facts, depth)
+        finally:
+            facts.path.pop()
 
 
 class _Object(_Node):
@@ -1226,20 +1255,30 @@ class _Object(_Node):
         if depth > MAX_DEPTH:
             return MISSING if finding else result
         found_any = False
+        noted = len(facts.guessed)
         for name, node, required, has_default, default in self.properties:
+            facts.path.append(name)
+            facts.weak = False
             value = node.find(facts, depth + 1)
             if value is not MISSING:
                 found_any = True
+                if facts.weak:
+                    facts.note_guess()
             elif has_default:
                 value = default
             elif node.nullable:
                 value = None
             elif required:
                 value = node.fallback(facts, depth + 1)
-            else:
+                if value != []:  # an empty list claims nothing
+                    facts.note_guess()
+            facts.path.pop()
+            facts.weak = False
+            if value is MISSING:
                 continue
             result[name] = value
         if finding and not found_any:
+            del facts.guessed[noted:]  # nothing of this object is kept
             return MISSING
         return result
 
