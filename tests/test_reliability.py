@@ -237,8 +237,12 @@ def test_ctrl_c_stops_with_every_row_written_and_resume_finishes(
     after = read_csv(out)
     assert [row["id"] for row in after] == ids
     assert all(row["status"] == "ok" for row in after)
-    before = {row["id"]: (row["data.name"], row["data.age"]) for row in rows if row["status"] == "ok"}
-    assert {row["id"]: (row["data.name"], row["data.age"]) for row in after if row["id"] in before} == before
+
+    def person(row: dict[str, str]) -> tuple[str, str]:
+        return row["data.name"], row["data.age"]
+
+    before = {row["id"]: person(row) for row in rows if row["status"] == "ok"}
+    assert {row["id"]: person(row) for row in after if row["id"] in before} == before
 
 
 def test_ctrl_c_twice_quits_at_once_and_the_store_stays_sound(tmp_path: Path) -> None:

@@ -59,7 +59,8 @@ Strings
       "my", "this", "our", "new", "bought", "ordered", "review of", ...;
       else the first run of capitalised words that is not a common word.
     - sentiment-like string fields use the enum rule below.
-    - formats: ``date`` / ``date-time`` (ISO in the text), ``email``, ``uri``.
+    - formats: ``date`` / ``date-time`` / ``uuid`` (found in the text, else a fixed
+      placeholder), ``email``, ``uri``.
     - fallback for a required string: for a name, the first capitalised
       word; otherwise the first sentence of the text (at most 200 chars).
 
@@ -283,6 +284,9 @@ _ISO_DATE_RE = re.compile(r"\b[0-9]{4}-[0-9]{2}-[0-9]{2}\b")
 _ISO_DATETIME_RE = re.compile(
     r"\b[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
     r"(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
+)
+_UUID_RE = re.compile(
+    r"(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
 )
 _URL_RE = re.compile(r"https?://[^\s<>\"')\]]+")
 _NUMBER_RE = re.compile(r"(?<![\w.])-?[0-9]{1,15}(?:\.[0-9]+)?(?![0-9])")
@@ -1069,7 +1073,9 @@ class _String(_Node):
         return value or None
 
     def _format(self, facts: _Facts) -> str | None:
-        if self.format == "date":
+        if self.format == "uuid":
+            m = _UUID_RE.search(facts.text)
+        elif self.format == "date":
             m = _ISO_DATE_RE.search(facts.text)
         elif self.format == "date-time":
             m = _ISO_DATETIME_RE.search(facts.text)
@@ -1085,7 +1091,7 @@ class _String(_Node):
         return value
 
     def find(self, facts: _Facts, depth: int) -> Any:
-        if self.format in ("date", "date-time", "uri", "url"):
+        if self.format in ("date", "date-time", "uri", "url", "uuid"):
             value = self._format(facts)
             return MISSING if value is None else self.shape(value)
         segment = _labelled(self.label, facts)
@@ -1200,7 +1206,7 @@ class _Array(_Node):
                 part = part.strip().strip("\"'")
                 if not part:
                     continue
-                if isinstance(item, _String) and item.kind == "generic":
+                if isinstance(item, _String) and item.kind == "generic" and not item.format:
                     values.append(item.shape(part))
                     continue
                 found = item.find(_Facts(part), depth + 1)
@@ -1252,14 +1258,15 @@ class _Object(_Node):
 
     def _build(self, facts: _Facts, depth: int, *, finding: bool) -> Any:
         result: dict[str, Any] = {}
-        if depth > MAX_DEPTH:
-            return MISSING if finding else result
+        if depth > MAX_DEPTH and finding:
+            return MISSING
+        deep = depth > MAX_DEPTH  # past the depth limit: the least a valid object needs
         found_any = False
         noted = len(facts.guessed)
         for name, node, required, has_default, default in self.properties:
             facts.path.append(name)
             facts.weak = False
-            value = node.find(facts, depth + 1)
+            value = MISSING if deep else node.find(facts, depth + 1)
             if value is not MISSING:
                 found_any = True
                 if facts.weak:
@@ -1304,6 +1311,10 @@ class _Union(_Node):
     def fallback(self, facts: _Facts, depth: int) -> Any:
         if self.nullable or not self.branches:
             return None
+        if depth >= MAX_DEPTH:  # deep in a recursive schema: a branch that ends here
+            for branch in self.branches:
+                if not isinstance(branch, _Object | _Ref | _Array):
+                    return branch.fallback(facts, depth)
         return self.branches[0].fallback(facts, depth)
 
 
