@@ -37,10 +37,14 @@ FIELD_MAX_WIDTH = 24
 WATERFALL_WIDTH = 32
 """The waterfall's width when the table has room; it narrows to ``WATERFALL_MIN``."""
 WATERFALL_MIN = 10
-MIDDLE_MIN = 24
-"""Room kept for the text and fields before the waterfall narrows."""
+MIDDLE_MIN = 56
+"""Room kept for the text and a field or two before the waterfall narrows."""
+TEXT_MIN = 12
 DELIVERED_WIDTH = 9
 GAP = " "
+EDGE = "│"
+"""Between the scrolling fields and the pinned status-to-delivered columns."""
+EDGE_STYLE = Style(dim=True)
 GUESSED_MARK = "~"
 """Before a value the endpoint made up (the simulator's placeholder for an unknown field)."""
 STATUS_STYLE = {
@@ -125,26 +129,33 @@ class ResultsTable(ScrollView, can_focus=True):
 
     def set_schema(self, schema: type[BaseModel]) -> None:
         """Columns for a schema: the row id pinned left; the text and the schema's fields
-        in the middle, scrolling sideways; status, latency, tries, the waterfall and the
-        delivery time pinned right, so a wide schema never pushes them off screen."""
+        (named as in exports, ``data.<field path>``) in the middle, scrolling sideways;
+        status, latency, tries, the waterfall and the delivery time pinned right, so a
+        wide schema never pushes them off screen."""
         self._fields = field_columns(schema)
         self._left = [Column("id", 6)]
-        self._middle = [
-            Column("text", TEXT_WIDTH),
-            *(
-                Column(f.label, max(FIELD_WIDTH, min(len(f.label), FIELD_MAX_WIDTH)))
-                for f in self._fields
-            ),
-        ]
         self._layout()
         self.reset()
 
     def _layout(self) -> None:
-        """Fit the waterfall to the width on screen; the middle scrolls in what is left."""
+        """Fit the waterfall and the text to the width on screen: the waterfall narrows
+        first, then the text; the schema's fields scroll in what is left."""
         fixed = sum(c.width + len(GAP) for c in self._left) + len(GAP)
-        fixed += 9 + 8 + 5 + DELIVERED_WIDTH + 5 * len(GAP)
-        room = self.size.width - fixed - MIDDLE_MIN if self.size.width else WATERFALL_WIDTH
+        fixed += len(EDGE) + 9 + 8 + 5 + DELIVERED_WIDTH + 5 * len(GAP)
+        width = self.scrollable_content_region.width or 160
+        room = width - fixed - MIDDLE_MIN
         self._waterfall = max(WATERFALL_MIN, min(WATERFALL_WIDTH, room))
+        middle = width - fixed - self._waterfall - len(GAP)
+        text = max(
+            TEXT_MIN, min(TEXT_WIDTH, middle - (FIELD_WIDTH + len(GAP) if self._fields else 0))
+        )
+        self._middle = [
+            Column("text", text),
+            *(
+                Column(f.name, max(FIELD_WIDTH, min(len(f.name), FIELD_MAX_WIDTH)))
+                for f in self._fields
+            ),
+        ]
         self._right = [
             Column("status", 9),
             Column("latency", 8, right=True),
@@ -171,7 +182,7 @@ class ResultsTable(ScrollView, can_focus=True):
 
     @property
     def _right_width(self) -> int:
-        return sum(c.width + len(GAP) for c in self._right)
+        return len(EDGE) + sum(c.width + len(GAP) for c in self._right)
 
     def reset(self) -> None:
         self.rows.clear()
@@ -256,7 +267,7 @@ class ResultsTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        width = self.size.width
+        width = self.scrollable_content_region.width
         if y == 0:
             left, middle, right = self._header()
             base = self.get_component_rich_style("results--header")
@@ -289,7 +300,7 @@ class ResultsTable(ScrollView, can_focus=True):
         return (
             Strip(left, self._left_width),
             Strip(part(self._middle), self._middle_width),
-            Strip(part(self._right), self._right_width),
+            Strip([Segment(EDGE, EDGE_STYLE), *part(self._right)], self._right_width),
         )
 
     @property
@@ -313,6 +324,7 @@ class ResultsTable(ScrollView, can_focus=True):
             static = self._static[row.index] = self._static_cells(row)
         left, middle, right_static = static
         right = [
+            Segment(EDGE, EDGE_STYLE),
             *right_static,
             *waterfall(row, self.timeline, self._waterfall),
             Segment(GAP),
