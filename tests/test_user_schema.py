@@ -145,3 +145,14 @@ def test_a_missing_id_column_is_one_clear_error(
     code = main(["run", str(data), "--text-column", "body", "--id-column", "nope", "--local"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "no id column 'nope'" in err[0]
+
+
+def test_a_schema_file_that_exits_on_import_is_one_clear_error(
+    tmp_path: Path, files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, data = files
+    bad = tmp_path / "bad.py"
+    bad.write_text("import sys\nsys.exit(3)\n", encoding="utf-8")
+    code = main(["run", str(data), "--text-column", "body", "--schema", f"{bad}:X", "--local"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "SystemExit" in err[0]
