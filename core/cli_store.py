@@ -29,14 +29,15 @@ from core.cli import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_ROWS_FAILED,
+    EXIT_STORE_INCOMPLETE,
     _execute_with_progress,
     fail,
     warn,
 )
 from core.client import OPENAI_URL, EndpointChoice, choose_endpoint
 from core.engine import Engine
-from core.errors import ConfigError, ExportError, FanoutError, SchemaError, StoreError
-from core.export import export_format, export_results, results_jsonl
+from core.errors import ConfigError, FanoutError, SchemaError, StoreError
+from core.export import export_results, results_jsonl
 from core.models import load_schema
 from core.options import (
     add_endpoint_options,
@@ -51,6 +52,7 @@ from core.report import format_stats_line
 from core.results import Row, Status
 from core.stats import RunStats, compute_stats
 from core.store import RunInfo, Store, resolve_store_path
+from core.targets import check_target
 
 STORE_HELP = "the run store (default: $FANOUT_STORE, else runs.sqlite3 in the user data folder)"
 
@@ -59,14 +61,11 @@ def _add_store_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", metavar="PATH", help=STORE_HELP)
 
 
-def _check_out(value: str | None) -> Path | None:
+def _check_out(value: str | None, store: Path | None = None) -> Path | None:
+    """The output file, checked before anything runs (``core.targets``)."""
     if value is None:
         return None
-    out = Path(value).expanduser()
-    export_format(out)  # a bad name fails now
-    if str(out.parent) and not out.parent.is_dir():
-        raise ExportError(f"{out}: folder {out.parent} does not exist")
-    return out
+    return check_target(value, {"run store": store})
 
 
 # -- fanout runs -------------------------------------------------------------------------
@@ -97,6 +96,7 @@ def runs_main(argv: Sequence[str]) -> int:
         return EXIT_OK
     try:
         with Store(path, create=False) as store:
+            recover(store)
             runs = store.list_runs(args.limit)
     except FanoutError as exc:
         return fail(str(exc))
@@ -168,9 +168,10 @@ def export_parser(prog: str = "fanout export") -> argparse.ArgumentParser:
 def export_main(argv: Sequence[str]) -> int:
     args = export_parser().parse_args(argv)
     try:
-        out = _check_out(args.out)
+        out = _check_out(args.out, resolve_store_path(args.store))
         assert out is not None
         with Store(resolve_store_path(args.store), create=False) as store:
+            recover(store)
             info = store.get_run(args.run_id)
             rows = store.load_rows(info.id)
         if info.is_live:
@@ -181,6 +182,12 @@ def export_main(argv: Sequence[str]) -> int:
         return fail(str(exc))
     print(f"fanout: run {info.id}: {_counts(rows)} -> {out}", file=sys.stderr)
     return EXIT_OK
+
+
+def recover(store: Store) -> None:
+    """Put back rows an earlier run could not store (its recovery files), saying so."""
+    for message in store.import_recoveries():
+        warn(message)
 
 
 def _counts(rows: Sequence[Row]) -> str:
@@ -371,8 +378,9 @@ def resume_endpoint(args: argparse.Namespace, info: RunInfo) -> EndpointChoice:
 def resume_main(argv: Sequence[str]) -> int:
     args = resume_parser().parse_args(argv)
     try:
-        out = _check_out(args.out)
+        out = _check_out(args.out, resolve_store_path(args.store))
         with Store(resolve_store_path(args.store), create=False) as store:
+            recover(store)
             info = store.get_run(args.run_id)
             if info.is_live:
                 where = f"pid {info.pid}" + (f" on {info.host}" if info.host else "")
@@ -444,6 +452,10 @@ async def _resume(
     print(f"fanout: run {info.id}: {_counts(rows)}", file=sys.stderr)
     if run.stats.stopped_reason and not interrupted:
         warn(run.stats.stopped_reason)
+    unstored = recorder.problem()
+    if unstored:
+        print(f"fanout: error: {unstored}", file=sys.stderr)
+        return EXIT_STORE_INCOMPLETE
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if all(row.status is Status.OK for row in rows) else EXIT_ROWS_FAILED

@@ -258,7 +258,9 @@ def write_atomic(target: Path, text: str) -> None:
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise ExportError(f"{target}: folder {directory} does not exist")
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    # The temporary name is short, so a target whose name is near the file system's
+    # limit (255 bytes) can still be written.
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name[:24]}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)

@@ -469,11 +469,13 @@ class Store:
         with self._errors("open"):
             conn = self._conn
             conn.execute("PRAGMA foreign_keys = ON")
+            # Known to be a fanout store (or empty) before anything in it changes: a
+            # foreign SQLite file is refused as it was found, not switched to WAL first.
+            version = self._version()
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             if mode is None or str(mode[0]).lower() != "wal":
                 raise StoreError(f"store {self.path}: cannot switch to WAL mode (got {mode})")
             conn.execute("PRAGMA synchronous = NORMAL")
-            version = self._version()
             if version is None:
                 stamp = utc_now().isoformat(timespec="seconds")
                 try:
@@ -692,6 +694,24 @@ class Store:
                         run_id,
                     ),
                 )
+
+    def import_recoveries(self) -> list[str]:
+        """Put back rows a run could not store (``core.recovery``); one line per file."""
+        from core.recovery import find_recoveries, read_recovery
+
+        messages: list[str] = []
+        for path in find_recoveries(self.path):
+            run_id, params, end = read_recovery(path)
+            with self._errors("read the runs"):
+                known = self._conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if not known:
+                messages.append(f"{path}: run {run_id} is not in store {self.path}; left as is")
+                continue
+            with self._errors("put back recovered rows"):
+                self.write_rows(params, end=end)
+            path.unlink(missing_ok=True)
+            messages.append(f"put back {len(params)} row(s) of run {run_id} from {path}")
+        return messages
 
     def set_stats(self, run_id: str, stats: dict[str, Any]) -> None:
         with self._errors("save the run's stats"), self.transaction() as conn:

@@ -394,7 +394,22 @@ class FanoutApp(App[int]):
         if self.settings.store is None:
             self.notify("runs are not recorded (--no-store)", severity="warning")
             return
+        self._recover_rows()
         self.push_screen(HistoryScreen(self.settings.store), self._history_chosen)
+
+    def _recover_rows(self) -> None:
+        """Put back rows an earlier run could not store (its recovery files)."""
+        assert self.settings.store is not None
+        if not self.settings.store.exists():
+            return
+        try:
+            with Store(self.settings.store, create=False) as store:
+                messages = store.import_recoveries()
+        except FanoutError as exc:
+            self.notify(str(exc), title="run store", severity="error", timeout=10)
+            return
+        for message in messages:
+            self.notify(message, title="run store", timeout=10)
 
     def _history_chosen(self, choice: HistoryChoice | None) -> None:
         if choice is None:
@@ -570,6 +585,9 @@ class FanoutApp(App[int]):
             finally:
                 if recorder is not None:
                     await recorder.close()
+                    unstored = recorder.problem()
+                    if unstored:
+                        self.notify(unstored, title="run store", severity="error", timeout=60)
                 feed.close()
                 self._drain(feed)
         self.query_one(RunsTable).add_stats(self.dataset.name, stats)
