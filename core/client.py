@@ -144,7 +144,12 @@ def tls_context() -> ssl.SSLContext:
 
 
 def build_openai(
-    endpoint: Endpoint, *, connections: int, timeout: float = 60.0, pacer: Pacer | None = None
+    endpoint: Endpoint,
+    *,
+    connections: int,
+    timeout: float = 60.0,
+    pacer: Pacer | None = None,
+    max_answer_bytes: int | None = None,
 ) -> openai.AsyncOpenAI:
     """The raw SDK client: no SDK retries (fanout retries itself), pool sized to the run.
 
@@ -156,7 +161,7 @@ def build_openai(
         verify=tls_context(),
         limits=pool_limits(connections),
         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0), pool=None),
-        event_hooks=event_hooks(pacer),
+        event_hooks=event_hooks(pacer, max_answer_bytes),
     )
     return openai.AsyncOpenAI(
         base_url=endpoint.base_url,

@@ -57,6 +57,8 @@ class ClientOptions:
     """Stop a run before its spending would pass this."""
     prices: Path | None = None
     """A prices.toml adding to / overriding the bundled one."""
+    max_answer_bytes: int = 10_000_000
+    """An answer larger than this fails its row unread (memory stays bounded)."""
 
 
 def connections_for(strategy: str, concurrency: int, records: int) -> int:
@@ -186,7 +188,11 @@ class Engine:
         options = self.options
         fair = FairShare(self.pass_budget)
         client = build_openai(
-            endpoint, connections=connections, timeout=options.timeout, pacer=fair
+            endpoint,
+            connections=connections,
+            timeout=options.timeout,
+            pacer=fair,
+            max_answer_bytes=options.max_answer_bytes,
         )
         prepared = PreparedRequest(
             schema, parse_mode(options.mode), endpoint.model, options.system_prompt
@@ -200,6 +206,7 @@ class Engine:
             price=self.price(),
             budget=Budget(options.budget_usd) if options.budget_usd is not None else None,
             fair=fair,
+            deadline=options.timeout,
         )
 
     @asynccontextmanager

@@ -30,7 +30,7 @@ from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 
 from core.dataset import Record
-from core.failures import RETRYABLE, Failure, classify, validation_detail
+from core.failures import RETRYABLE, BadResponse, Failure, classify, validation_detail
 from core.fairshare import FairShare
 from core.prepared import PreparedRequest
 from core.prices import Price
@@ -154,6 +154,7 @@ class Extractor:
         budget: Budget | None = None,
         seed: int | None = None,
         fair: FairShare | None = None,
+        deadline: float | None = None,
     ) -> None:
         self.client = client
         self.fair = fair or FairShare()
@@ -164,6 +165,9 @@ class Extractor:
         self.price = price
         self.budget = budget
         self.gate = RateGate()
+        self.deadline = deadline
+        """Seconds one attempt may take, all of it: connecting, headers and the whole body
+        (the SDK's own timeout is per read, so a server dripping bytes never hits it)."""
         self._rng = random.Random(seed)
         self._completion_estimate = max(
             16, estimate_tokens(json.dumps(prepared.schema.model_json_schema())) // 2
@@ -195,7 +199,10 @@ class Extractor:
                     await self.limits.acquire(estimate)
                 await self.fair.checkpoint()
                 try:
-                    content = await self.client.post("/chat/completions", body=body, cast_to=bytes)
+                    async with asyncio.timeout(self.deadline):
+                        content = await self.client.post(
+                            "/chat/completions", body=body, cast_to=bytes
+                        )
                     await self.fair.checkpoint()
                     completion = read_completion(content)
                 except asyncio.CancelledError:
@@ -205,9 +212,15 @@ class Extractor:
                     self._settle(reserved, 0, 0)
                     failures += 1
                     failure = classify(exc, self.secrets)
+                    if isinstance(exc, TimeoutError) and self.deadline is not None:
+                        failure = Failure(
+                            ErrorKind.TIMEOUT,
+                            f"no complete answer within {self.deadline:g} s (--timeout bounds "
+                            "a whole attempt: connecting, headers and body)",
+                        )
                     delay = self._delay(failures, failure)
                     if delay is None:
-                        raise self._failed(failure, tally, usage) from exc
+                        raise self._failed(self._why_not_retried(failure), tally, usage) from exc
                     if failure.kind is ErrorKind.RATE_LIMIT:
                         self.gate.pause(delay)
                     if on_retry is not None:
@@ -275,6 +288,17 @@ class Extractor:
         if self.limits is not None and actual:
             self.limits.correct(estimate, actual)
 
+    def _why_not_retried(self, failure: Failure) -> Failure:
+        """A 429 that asked for a longer wait than fanout gives says so, with both numbers."""
+        wait = failure.retry_after
+        if wait is None or wait <= self.retry.max_retry_after or failure.kind not in RETRYABLE:
+            return failure
+        message = (
+            f"{failure.message}; the server asked to wait {wait:g} s, longer than the "
+            f"{self.retry.max_retry_after:g} s fanout waits (try later, or lower --rpm)"
+        )
+        return Failure(failure.kind, message, wait, failure.status)
+
     def _delay(self, failures: int, failure: Failure) -> float | None:
         """Seconds to wait before retrying, or None to give up on this row."""
         if failure.kind not in RETRYABLE or failures > self.retry.max_retries:
@@ -316,6 +340,29 @@ def read_completion(content: bytes) -> ChatCompletion:
     (some OpenAI-compatible ones do) still get the lenient path.
     """
     try:
-        return ChatCompletion.model_validate_json(content)
+        completion = ChatCompletion.model_validate_json(content)
     except ValidationError:
-        return cast(ChatCompletion, construct_type(type_=ChatCompletion, value=json.loads(content)))
+        completion = _lenient(content)
+    if not completion.choices:
+        raise BadResponse("the answer has no choices (an empty completion)")
+    return completion
+
+
+def _lenient(content: bytes) -> ChatCompletion:
+    """The SDK's forgiving construction, for bodies that are JSON objects at least."""
+    try:
+        value = json.loads(content)
+    except ValueError:
+        raise BadResponse(f"the answer is not JSON: {_preview(content)}") from None
+    if not isinstance(value, dict):
+        raise BadResponse(f"the answer is not a completion: {_preview(content)}")
+    if not isinstance(value.get("choices"), list):
+        raise BadResponse(f"the answer is not a completion (no choices): {_preview(content)}")
+    return cast(ChatCompletion, construct_type(type_=ChatCompletion, value=value))
+
+
+def _preview(content: bytes) -> str:
+    """The start of an answer, to say what it was (an HTML page, ``null`` ...)."""
+    text = " ".join(content[:120].decode("utf-8", "replace").split())
+    hint = "; is the base URL an OpenAI-compatible /v1 endpoint?" if "<" in text else ""
+    return (repr(text[:80]) + ("…" if len(text) > 80 else "")) + hint

@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import openai
 from pydantic import ValidationError
@@ -26,6 +27,14 @@ _KEYLIKE = re.compile(r"\b(sk|key|api)[-_][A-Za-z0-9_\-*]{6,}", re.IGNORECASE)
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
+class BadResponse(Exception):
+    """An answer that is not a chat completion at all (HTML, ``null``, no choices, too big)."""
+
+
+class AnswerTooLarge(BadResponse):
+    """The answer's body passed the size limit (``--max-answer-bytes``) and was not read."""
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     kind: ErrorKind
@@ -36,25 +45,33 @@ class Failure:
 
 
 def classify(exc: BaseException, secrets: tuple[str, ...] = ()) -> Failure:
-    """Classify an exception from the client stack (instructor, openai, httpx)."""
+    """Classify an exception from the client stack (instructor, openai, httpx).
+
+    Secrets are removed from the whole text first and only then is it cut to
+    ``MAX_MESSAGE``: cutting first could leave a piece of a key behind."""
     failure = _classify(exc)
-    return Failure(
-        failure.kind, redact(failure.message, secrets), failure.retry_after, failure.status
-    )
+    message = _cut(redact(failure.message, secrets))
+    return Failure(failure.kind, message, failure.retry_after, failure.status)
 
 
 def _classify(exc: BaseException) -> Failure:
     if isinstance(exc, openai.APIStatusError):
         return _from_status(exc)
+    root = _root_cause(exc)
+    if isinstance(root, BadResponse):
+        return Failure(ErrorKind.BAD_RESPONSE, str(root))
     if isinstance(exc, openai.APITimeoutError):
-        # The SDK's aiohttp transport reports a refused connection as a timeout.
-        refused = _root_cause(exc)
-        if isinstance(refused, OSError) and not isinstance(refused, TimeoutError):
-            return Failure(ErrorKind.CONNECTION, f"connection failed: {_one_line(refused)}")
+        # The SDK's aiohttp transport reports a refused connection, and a server that
+        # closed the connection before answering, as a timeout.
+        if isinstance(root, OSError) and not isinstance(root, TimeoutError):
+            return Failure(ErrorKind.CONNECTION, f"connection failed: {_one_line(root)}")
+        if _closed_early(root):
+            return Failure(ErrorKind.CONNECTION, CLOSED_EARLY)
         return Failure(ErrorKind.TIMEOUT, "timed out waiting for the endpoint")
     if isinstance(exc, openai.APIConnectionError):
-        cause = _root_cause(exc)
-        detail = f": {_one_line(cause)}" if cause is not exc else ""
+        if _closed_early(root):
+            return Failure(ErrorKind.CONNECTION, CLOSED_EARLY)
+        detail = f": {_one_line(root)}" if root is not exc else ""
         return Failure(ErrorKind.CONNECTION, f"connection failed{detail}")
     if isinstance(exc, (TimeoutError,)):
         return Failure(ErrorKind.TIMEOUT, "timed out waiting for the endpoint")
@@ -70,6 +87,20 @@ def _classify(exc: BaseException) -> Failure:
     if _is_parse_error(exc):
         return Failure(ErrorKind.VALIDATION, f"invalid model output: {validation_detail(exc)}")
     return Failure(ErrorKind.OTHER, _one_line(exc))
+
+
+CLOSED_EARLY = "connection closed by the server before it answered"
+
+
+def _closed_early(exc: BaseException) -> bool:
+    """The server hung up before a complete answer (aiohttp / httpx names for it)."""
+    return type(exc).__name__ in {
+        "ServerDisconnectedError",
+        "RemoteProtocolError",
+        "ClientPayloadError",
+        "ContentLengthError",
+        "TransferEncodingError",
+    }
 
 
 def _from_status(exc: openai.APIStatusError) -> Failure:
@@ -147,16 +178,54 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _squash(text: str) -> str:
-    text = " ".join(text.split())
+    """One line (cut to length only by ``classify``, after secrets are removed)."""
+    return " ".join(text.split())
+
+
+def _cut(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
+MIN_FRAGMENT = 6
+"""The shortest start of a known secret that is removed where a text was cut inside it."""
+
+
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Remove known secrets and anything that looks like an API key."""
+    """Remove known secrets, the start of one where a text ends (or is cut) inside
+    it, and anything that looks like an API key."""
     for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+        if not secret or len(secret) < 4:
+            continue
+        text = text.replace(secret, "***")
+        for length in range(len(secret) - 1, MIN_FRAGMENT - 1, -1):
+            fragment = secret[:length]
+            if fragment in text:
+                text = re.sub(re.escape(fragment) + r"(?=$|[^A-Za-z0-9_\-])", "***", text)
     return _KEYLIKE.sub("***", text)
+
+
+def redact_data(data: Any, secrets: tuple[str, ...]) -> Any:
+    """An answer's data with every known secret in its strings (keys too) replaced: a
+    model or a server that echoes the API key back never gets it stored or exported."""
+    real = tuple(s for s in secrets if len(s) >= 8 and s != "not-needed")
+    if not real:
+        return data
+    text = json.dumps(data, ensure_ascii=False)
+    if not any(secret in text for secret in real):
+        return data
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in real:
+                value = value.replace(secret, "***")
+            return value
+        if isinstance(value, dict):
+            return {clean(k): clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return clean(data)
 
 
 def parse_duration(value: str) -> float | None:

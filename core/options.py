@@ -238,6 +238,13 @@ def add_endpoint_options(parser: argparse.ArgumentParser) -> None:
         help="seconds to wait for one attempt (default: 60)",
     )
     group.add_argument(
+        "--max-answer-mb",
+        type=positive_float,
+        default=10.0,
+        metavar="MB",
+        help="an answer larger than this fails its row, unread (default: 10)",
+    )
+    group.add_argument(
         "--max-retries",
         type=non_negative_int,
         default=3,
@@ -313,6 +320,7 @@ def client_options_from_args(args: argparse.Namespace) -> ClientOptions:
         tpm=args.tpm,
         budget_usd=args.budget,
         prices=args.prices,
+        max_answer_bytes=int(args.max_answer_mb * 1_000_000),
     )
 
 

@@ -40,6 +40,8 @@ class ErrorKind(StrEnum):
     VALIDATION = "validation"
     AUTH = "auth"
     BAD_REQUEST = "bad_request"
+    BAD_RESPONSE = "bad_response"
+    """The answer is not a chat completion: not JSON, an HTML page, no choices, too large."""
     BUDGET = "budget"
     OTHER = "other"
 

@@ -33,7 +33,7 @@ from core.events import (
     RunStopping,
 )
 from core.extract import Extraction, ExtractionFailed, RetryHook
-from core.failures import Failure, classify
+from core.failures import Failure, classify, redact_data
 from core.results import ErrorKind, Row, Status
 from core.stats import RunStats, compute_stats
 from core.strategies import USES_CONCURRENCY, get_strategy
@@ -271,7 +271,7 @@ class Run:
             row.status = Status.OK
             if self.keep_values:
                 row.value = result.value
-            row.data = result.value.model_dump(mode="json")
+            row.data = redact_data(result.value.model_dump(mode="json"), self._secrets)
             row.guessed = result.guessed
             self._account(
                 row,

@@ -17,11 +17,13 @@ answers lands in.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core.failures import parse_duration, retry_after_seconds
+import httpx2 as httpx
+
+from core.failures import AnswerTooLarge, parse_duration, retry_after_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +103,53 @@ async def response_hook(response: Any) -> None:
             listener.on_response(status, headers)
 
 
-def event_hooks(pacer: Pacer | None = None) -> dict[str, list[Callable[..., Any]]]:
+class _LimitedBody(httpx.AsyncByteStream):
+    """An answer's body that stops at ``limit`` bytes with ``AnswerTooLarge``, so an
+    endpoint sending junk without end costs a bounded amount of memory."""
+
+    def __init__(self, stream: Any, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        total = 0
+        async for chunk in self._stream:
+            total += len(chunk)
+            if total > self._limit:
+                raise AnswerTooLarge(too_large(self._limit))
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+def too_large(limit: int) -> str:
+    return (
+        f"the answer is larger than {limit / 1e6:g} MB and was not read "
+        "(--max-answer-mb raises the limit)"
+    )
+
+
+def size_limit_hook(limit: int) -> Callable[[Any], Awaitable[None]]:
+    async def limit_body(response: Any) -> None:
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise AnswerTooLarge(too_large(limit))
+        response.stream = _LimitedBody(response.stream, limit)
+
+    return limit_body
+
+
+def event_hooks(
+    pacer: Pacer | None = None, max_answer_bytes: int | None = None
+) -> dict[str, list[Callable[..., Any]]]:
     """Pass as ``event_hooks=`` to the httpx client under the SDK; with a ``pacer``,
     the task that sent a request awaits ``pacer.checkpoint()`` when its answer's
-    headers are in, before the SDK reads the body."""
+    headers are in, before the SDK reads the body; with ``max_answer_bytes``, a
+    larger body fails the attempt (``AnswerTooLarge``) instead of being read."""
     response: list[Callable[..., Any]] = [response_hook]
+    if max_answer_bytes is not None:
+        response.append(size_limit_hook(max_answer_bytes))
     if pacer is not None:
 
         async def pace(_response: Any) -> None:
