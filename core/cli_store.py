@@ -51,6 +51,7 @@ from core.report import format_stats_line
 from core.results import Row, Status
 from core.stats import RunStats, compute_stats
 from core.store import RunInfo, Store, resolve_store_path
+from core.usage import OneLineParser
 
 STORE_HELP = "the run store (default: $FANOUT_STORE, else runs.sqlite3 in the user data folder)"
 
@@ -73,7 +74,7 @@ def _check_out(value: str | None) -> Path | None:
 
 
 def runs_parser(prog: str = "fanout runs") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog,
         description="List the recorded runs, newest first. A run whose process died before "
         "it ended shows as 'interrupted': `fanout resume ID` finishes it.",
@@ -156,7 +157,7 @@ def _status_cell(info: RunInfo) -> str:
 
 
 def export_parser(prog: str = "fanout export") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog, description="Export a recorded run's rows to .csv or .jsonl."
     )
     parser.add_argument("run_id", metavar="RUN_ID", help="a run id, a unique prefix, or 'last'")
@@ -278,7 +279,7 @@ def _model(name: str, fields: dict[str, Any]) -> type[BaseModel]:
 
 
 def resume_parser(prog: str = "fanout resume") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog,
         description="Finish a recorded run: send requests only for the rows not stored ok "
         "(pending, cancelled, and failed unless --skip-failed), record them into the same "

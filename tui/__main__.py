@@ -17,6 +17,7 @@ EXIT_INTERRUPTED = 130
 
 def dashboard_parser() -> argparse.ArgumentParser:
     from core.cli import COMMANDS
+    from core.usage import OneLineParser
     from core.options import (
         DEFAULT_STRATEGY,
         add_dataset_options,
@@ -27,7 +28,7 @@ def dashboard_parser() -> argparse.ArgumentParser:
     )
 
     commands = "\n".join(f"  {name:<8} {help_text}" for name, (_, help_text) in COMMANDS.items())
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="fanout",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="A live dashboard for concurrent structured LLM extraction: run a dataset "
