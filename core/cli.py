@@ -242,7 +242,7 @@ def bench_parser(prog: str = "fanout bench") -> argparse.ArgumentParser:
         "the built-in simulator is restarted instead when it has limits",
     )
     add_dataset_options(parser)
-    add_strategy_options(parser, default=None)
+    add_strategy_options(parser, default=None, choose=False)
     add_endpoint_options(parser)
     add_simulator_options(parser)
     return parser
