@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -50,7 +51,7 @@ from core.recorder import RunRecorder, combined_stats, merge_rows
 from core.report import format_stats_line
 from core.results import Row, Status
 from core.stats import RunStats, compute_stats
-from core.store import RunInfo, Store, resolve_store_path
+from core.store import STORE_ENV, RunInfo, Store, resolve_store_path
 from core.usage import OneLineParser
 
 STORE_HELP = "the run store (default: $FANOUT_STORE, else runs.sqlite3 in the user data folder)"
@@ -87,10 +88,17 @@ def runs_parser(prog: str = "fanout runs") -> argparse.ArgumentParser:
     return parser
 
 
+def _named_store(option: str | None) -> bool:
+    """Whether the user named the store (--store or $FANOUT_STORE), not fanout's default."""
+    return bool(option) or bool(os.environ.get(STORE_ENV, "").strip())
+
+
 def runs_main(argv: Sequence[str]) -> int:
     args = runs_parser().parse_args(argv)
     path = resolve_store_path(args.store)
-    if not path.exists():
+    if not path.exists() and not _named_store(args.store):
+        # fanout's own store appears with the first run: nothing recorded yet is no error.
+        # A store the user named must exist, like any file given to a read command.
         if args.json:
             print("[]")
         else:

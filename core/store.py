@@ -410,6 +410,10 @@ class Store:
             raise StoreError(f"store {self.path} is a directory; give a file path")
         if not self.path.exists():
             if not create:
+                if not self.path.parent.is_dir():
+                    raise StoreError(
+                        f"no run store at {self.path}: folder {self.path.parent} does not exist"
+                    )
                 raise StoreError(f"no run store at {self.path} (no run recorded there yet)")
             if not self.path.parent.is_dir() and self.path == _platform_store_path():
                 try:
