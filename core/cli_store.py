@@ -165,9 +165,7 @@ def _status_cell(info: RunInfo) -> str:
 
 
 def export_parser(prog: str = "fanout export") -> argparse.ArgumentParser:
-    parser = OneLineParser(
-        prog=prog, description="Export a recorded run's rows to .csv or .jsonl."
-    )
+    parser = OneLineParser(prog=prog, description="Export a recorded run's rows to .csv or .jsonl.")
     parser.add_argument("run_id", metavar="RUN_ID", help="a run id, a unique prefix, or 'last'")
     parser.add_argument("out", metavar="OUT", help="the file to write (.csv or .jsonl)")
     _add_store_option(parser)

@@ -17,7 +17,6 @@ EXIT_INTERRUPTED = 130
 
 def dashboard_parser() -> argparse.ArgumentParser:
     from core.cli import COMMANDS
-    from core.usage import OneLineParser
     from core.options import (
         DEFAULT_STRATEGY,
         add_dataset_options,
@@ -26,6 +25,7 @@ def dashboard_parser() -> argparse.ArgumentParser:
         add_store_options,
         add_strategy_options,
     )
+    from core.usage import OneLineParser
 
     commands = "\n".join(f"  {name:<8} {help_text}" for name, (_, help_text) in COMMANDS.items())
     parser = OneLineParser(
