@@ -125,6 +125,8 @@ def runs_main(argv: Sequence[str]) -> int:
         ("rows", "right"),
         ("ok", "right"),
         ("failed", "right"),
+        ("cancelled", "right"),
+        ("cost", "right"),
         ("status", "left"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
@@ -137,7 +139,9 @@ def runs_main(argv: Sequence[str]) -> int:
             str(info.semaphore) if info.semaphore else "—",
             str(info.records),
             str(info.ok),
-            str(info.failed),
+            _failed_cell(info.failed, info.errors_by_kind),
+            str(info.cancelled),
+            f"${info.cost_usd:.4f}",
             _status_cell(info),
         )
     console = Console()
@@ -152,6 +156,12 @@ def _local_time(stamp: str) -> str:
         return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
     except ValueError:
         return stamp
+
+
+def _failed_cell(failed: int, by_kind: dict[str, int]) -> str:
+    """``3 (5xx 2, validation 1)``: the count and its causes, as the dashboard shows them."""
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(by_kind.items()))
+    return f"{failed} ({kinds})" if kinds else str(failed)
 
 
 def _status_cell(info: RunInfo) -> str:

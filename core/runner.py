@@ -126,7 +126,13 @@ class Run:
 
     @property
     def finished(self) -> int:
+        """Rows accounted for: ok, failed or cancelled."""
         return self.ok + self.failed + self.cancelled
+
+    @property
+    def done(self) -> int:
+        """Rows whose request finished, ok or failed; cancelled rows are not done."""
+        return self.ok + self.failed
 
     @property
     def total(self) -> int:
