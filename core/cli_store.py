@@ -165,9 +165,9 @@ def _failed_cell(failed: int, by_kind: dict[str, int]) -> str:
 
 
 def _status_cell(info: RunInfo) -> str:
-    left = info.records - info.ok - info.failed
-    if info.status in ("interrupted", "cancelled") and left:
-        return f"{info.status} ({left} to do)"
+    """The status; rows never sent are named here (cancelled ones have their column)."""
+    if info.pending and not info.is_live:
+        return f"{info.status} ({info.pending} pending)"
     return info.status
 
 
