@@ -2,7 +2,8 @@
 
 Every error a user can cause ends in one line on stderr and exit code 2.
 Exit codes: 0 all rows ok; 1 some rows failed or were cancelled; 2 bad usage
-or input; 130 interrupted.
+or input; 3 the run store could not take every answered row (the message names
+the recovery file that holds them); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pydantic import BaseModel
 from core.dataset import Dataset, load_dataset
 from core.engine import Engine
 from core.errors import ExportError, FanoutError
-from core.export import export_format, export_results, results_jsonl
+from core.export import export_results, results_jsonl
 from core.gctune import quiet_gc
 from core.localserver import ServerConfig
 from core.models import load_schema
@@ -41,13 +42,17 @@ from core.options import (
 )
 from core.recorder import recording, run_meta
 from core.report import format_stats_line, progress_display, stats_table
+from core.results import Row
 from core.runner import Run
 from core.stats import RunStats, ideal_elapsed
 from core.store import Store, resolve_store_path
 from core.strategies import STRATEGIES
+from core.targets import check_target
 from core.usage import OneLineParser
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_STORE_INCOMPLETE = 3
+"""The run store could not take every answered row; the error names the recovery file."""
 
 
 def fail(message: str) -> int:
@@ -89,7 +94,9 @@ def run_parser(prog: str = "fanout run") -> argparse.ArgumentParser:
 
 
 def load_inputs(args: argparse.Namespace) -> tuple[Dataset, type[BaseModel]]:
-    dataset = load_dataset(resolve_dataset(args.dataset), text_column=args.text_column)
+    dataset = load_dataset(
+        resolve_dataset(args.dataset), text_column=args.text_column, id_column=args.id_column
+    )
     for message in dataset.warnings:
         warn(message)
     return dataset, load_schema(args.schema)
@@ -99,12 +106,14 @@ def run_main(argv: Sequence[str]) -> int:
     args = run_parser().parse_args(argv)
     try:
         dataset, schema = load_inputs(args)
-        out = Path(args.out).expanduser() if args.out else None
-        if out is not None:
-            export_format(out)  # a bad name fails now, not after the run
-            if not out.parent.is_dir() and str(out.parent):
-                return fail(f"{out}: folder {out.parent} does not exist")
-        store = None if args.no_store else Store(resolve_store_path(args.store))
+        store_path = None if args.no_store else resolve_store_path(args.store)
+        out = None
+        if args.out:  # checked now, not after the run has been paid for
+            out = check_target(args.out, {"dataset": dataset.path, "run store": store_path})
+        store = None if store_path is None else Store(store_path)
+        if store is not None:
+            for message in store.import_recoveries():
+                warn(message)
         try:
             return asyncio.run(_run(args, dataset, schema, out, store))
         finally:
@@ -152,12 +161,15 @@ async def _run(
                     run, f"{dataset.name} · {args.strategy}", quiet=args.quiet
                 )
     assert run.stats is not None
+    unstored = recorder.problem() if recorder is not None else None
     if out is not None:
         try:
-            export_results(run.rows, schema, out)
+            export_results(run.rows, schema, out, dataset.columns)
         except ExportError as exc:
             if recorder is None:
                 raise
+            if unstored:
+                raise ExportError(f"{exc}; and the {unstored}") from None
             raise ExportError(
                 f"{exc}; the results are in the run store: fanout export {recorder.run_id} "
                 "OTHER.csv" + (f" --store {recorder.path}" if args.store else "")
@@ -166,11 +178,31 @@ async def _run(
         sys.stdout.write(results_jsonl(run.rows))
         sys.stdout.flush()
     print(format_stats_line(run.stats, out), file=sys.stderr)
+    note = guessed_note(run.rows)
+    if note:
+        print(f"fanout: note: {note}", file=sys.stderr)
     if run.stats.stopped_reason and not interrupted:
         warn(run.stats.stopped_reason)
+    if unstored:
+        print(f"fanout: error: {unstored}", file=sys.stderr)
+        return EXIT_STORE_INCOMPLETE
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if run.stats.ok == run.stats.records else EXIT_ROWS_FAILED
+
+
+def guessed_note(rows: Sequence[Row]) -> str | None:
+    """One line when the endpoint made values up (the simulator on a schema it has no
+    rules for), naming the fields, so a placeholder is never taken for an answer."""
+    marked = [row for row in rows if row.guessed]
+    if not marked:
+        return None
+    fields = list(dict.fromkeys(path for row in marked for path in row.guessed))
+    shown = ", ".join(fields[:6]) + (f" and {len(fields) - 6} more" if len(fields) > 6 else "")
+    return (
+        f"the simulator has no rule for some fields and filled placeholders on {len(marked)} "
+        f"of {len(rows)} rows ({shown}); they are listed per row in guessed_fields"
+    )
 
 
 async def _execute_with_progress(run: Run, title: str, *, quiet: bool) -> bool:

@@ -30,14 +30,15 @@ from core.cli import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_ROWS_FAILED,
+    EXIT_STORE_INCOMPLETE,
     _execute_with_progress,
     fail,
     warn,
 )
 from core.client import OPENAI_URL, EndpointChoice, choose_endpoint
 from core.engine import Engine
-from core.errors import ConfigError, ExportError, FanoutError, SchemaError, StoreError
-from core.export import export_format, export_results, results_jsonl
+from core.errors import ConfigError, FanoutError, SchemaError, StoreError
+from core.export import export_results, results_jsonl
 from core.models import load_schema
 from core.options import (
     add_endpoint_options,
@@ -52,6 +53,7 @@ from core.report import format_stats_line
 from core.results import Row, Status
 from core.stats import RunStats, compute_stats
 from core.store import STORE_ENV, RunInfo, Store, resolve_store_path
+from core.targets import check_target
 from core.usage import OneLineParser
 
 STORE_HELP = "the run store (default: $FANOUT_STORE, else runs.sqlite3 in the user data folder)"
@@ -61,14 +63,11 @@ def _add_store_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", metavar="PATH", help=STORE_HELP)
 
 
-def _check_out(value: str | None) -> Path | None:
+def _check_out(value: str | None, store: Path | None = None) -> Path | None:
+    """The output file, checked before anything runs (``core.targets``)."""
     if value is None:
         return None
-    out = Path(value).expanduser()
-    export_format(out)  # a bad name fails now
-    if str(out.parent) and not out.parent.is_dir():
-        raise ExportError(f"{out}: folder {out.parent} does not exist")
-    return out
+    return check_target(value, {"run store": store})
 
 
 # -- fanout runs -------------------------------------------------------------------------
@@ -106,6 +105,7 @@ def runs_main(argv: Sequence[str]) -> int:
         return EXIT_OK
     try:
         with Store(path, create=False) as store:
+            recover(store)
             runs = store.list_runs(args.limit)
     except FanoutError as exc:
         return fail(str(exc))
@@ -185,9 +185,10 @@ def export_parser(prog: str = "fanout export") -> argparse.ArgumentParser:
 def export_main(argv: Sequence[str]) -> int:
     args = export_parser().parse_args(argv)
     try:
-        out = _check_out(args.out)
+        out = _check_out(args.out, resolve_store_path(args.store))
         assert out is not None
         with Store(resolve_store_path(args.store), create=False) as store:
+            recover(store)
             info = store.get_run(args.run_id)
             rows = store.load_rows(info.id)
         if info.is_live:
@@ -198,6 +199,12 @@ def export_main(argv: Sequence[str]) -> int:
         return fail(str(exc))
     print(f"fanout: run {info.id}: {_counts(rows)} -> {out}", file=sys.stderr)
     return EXIT_OK
+
+
+def recover(store: Store) -> None:
+    """Put back rows an earlier run could not store (its recovery files), saying so."""
+    for message in store.import_recoveries():
+        warn(message)
 
 
 def _counts(rows: Sequence[Row]) -> str:
@@ -230,12 +237,38 @@ def export_schema(
     if model is not None:
         on_warning(f"{problem}; exporting with the columns of the stored JSON schema")
         return model
-    keys: dict[str, None] = {}
+    keys: dict[str, bool] = {}
     for row in rows:
-        for key in row.data or {}:
-            keys.setdefault(key, None)
+        for key, value in (row.data or {}).items():
+            scalar = value is None or isinstance(value, (str, int, float, bool))
+            keys[key] = keys.get(key, True) and scalar
     on_warning(f"{problem}; exporting with the columns found in the stored data")
-    return _model("StoredData", dict.fromkeys(keys, (Any, None)))
+    return _model(
+        "StoredData", {key: (_SCALAR if scalar else Any, None) for key, scalar in keys.items()}
+    )
+
+
+_SCALAR: Any = str | int | float | bool | None
+"""A field rebuilt from what is stored, known to hold one plain value (one CSV cell)."""
+_JSON_SCALARS = {"string", "integer", "number", "boolean", "null"}
+
+
+def _is_scalar_schema(node: Any, resolve: Callable[[Any], Any]) -> bool:
+    node = resolve(node)
+    if not isinstance(node, dict):
+        return False
+    if "enum" in node or "const" in node:
+        return all(not isinstance(v, (dict, list)) for v in node.get("enum", [node.get("const")]))
+    kind = node.get("type")
+    if isinstance(kind, str):
+        return kind in _JSON_SCALARS
+    if isinstance(kind, list):
+        return bool(kind) and all(k in _JSON_SCALARS for k in kind)
+    for key in ("anyOf", "oneOf"):
+        branches = node.get(key)
+        if isinstance(branches, list) and branches:
+            return all(_is_scalar_schema(b, resolve) for b in branches)
+    return False
 
 
 def model_from_json_schema(schema: dict[str, Any], depth: int = 0) -> type[BaseModel] | None:
@@ -257,7 +290,10 @@ def model_from_json_schema(schema: dict[str, Any], depth: int = 0) -> type[BaseM
         fields: dict[str, Any] = {}
         for key, sub in properties.items():
             nested = build(_single_object(resolve(sub), resolve), f"{name}_{key}", level + 1)
-            fields[str(key)] = ((nested | None) if nested is not None else Any, None)
+            if nested is not None:
+                fields[str(key)] = (nested | None, None)
+            else:
+                fields[str(key)] = (_SCALAR if _is_scalar_schema(sub, resolve) else Any, None)
         title = node.get("title")
         return _model(title if isinstance(title, str) and title.isidentifier() else name, fields)
 
@@ -359,8 +395,9 @@ def resume_endpoint(args: argparse.Namespace, info: RunInfo) -> EndpointChoice:
 def resume_main(argv: Sequence[str]) -> int:
     args = resume_parser().parse_args(argv)
     try:
-        out = _check_out(args.out)
+        out = _check_out(args.out, resolve_store_path(args.store))
         with Store(resolve_store_path(args.store), create=False) as store:
+            recover(store)
             info = store.get_run(args.run_id)
             if info.is_live:
                 where = f"pid {info.pid}" + (f" on {info.host}" if info.host else "")
@@ -432,6 +469,10 @@ async def _resume(
     print(f"fanout: run {info.id}: {_counts(rows)}", file=sys.stderr)
     if run.stats.stopped_reason and not interrupted:
         warn(run.stats.stopped_reason)
+    unstored = recorder.problem()
+    if unstored:
+        print(f"fanout: error: {unstored}", file=sys.stderr)
+        return EXIT_STORE_INCOMPLETE
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if all(row.status is Status.OK for row in rows) else EXIT_ROWS_FAILED

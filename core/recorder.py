@@ -22,7 +22,10 @@ last rows, the final stats and the status in one transaction.
 
 A store error (disk full, locked file) never reaches the run: it becomes one
 warning (``on_warning``), the rows stay marked as changed, and the next batch
-tries again.
+tries again. The last write is retried for ``end_patience`` seconds (a lock
+another process holds is waited for); if the store still cannot take the
+rows, they go to a recovery file (``core.recovery``) and ``complete`` is
+False: the command must then fail and name ``recovery_path``.
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ from pydantic import BaseModel
 
 from core.cores import use_all_cores
 from core.dataset import Dataset
+from core.errors import StoreError
 from core.events import Event, RowDelivered, RowFinished, RunEnded
+from core.recovery import write_recovery
 from core.results import Row
 from core.runner import Run
 from core.stats import RunStats, compute_stats
@@ -54,6 +59,9 @@ if TYPE_CHECKING:
 
 FLUSH_INTERVAL_S = 0.25
 """The longest a finished row waits before its batch is committed (plus the commit itself)."""
+END_PATIENCE_S = 30.0
+"""How long the run's last write is retried (a busy or full store) before the rows go to a
+recovery file."""
 
 log = logging.getLogger("fanout.store")
 T = TypeVar("T")
@@ -115,6 +123,7 @@ class RunRecorder:
         on_warning: Callable[[str], None] | None = None,
         interval: float = FLUSH_INTERVAL_S,
         finalize: Callable[[RunStats], RunStats] | None = None,
+        end_patience: float | None = None,
     ) -> None:
         if (meta is None) == (run_id is None):
             raise ValueError("give either meta (a new run) or run_id (a resumed run)")
@@ -143,6 +152,14 @@ class RunRecorder:
         self._end_stats: RunStats | None = None
         self._last_commit = 0.0
         self._done = False
+        self.end_patience = END_PATIENCE_S if end_patience is None else end_patience
+        self.complete = False
+        """The run's end and every finished row are committed."""
+        self.unsaved = 0
+        """Finished rows the store could not take (then in ``recovery_path``)."""
+        self.recovery_path: Path | None = None
+        self.recovery_error: str | None = None
+        """Why not even a recovery file could be written (the rows are then only in memory)."""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -284,10 +301,28 @@ class RunRecorder:
         else:
             end = (self.run_id, "interrupted", None)
         _, params, _, delivered = self._snapshot()
-        for _ in range(3):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.end_patience
+        pause = self.interval
+        while True:
             if await self._write(params, delivered, end):
+                self.complete = True
                 return
-            await asyncio.sleep(self.interval)
+            if loop.time() + pause > deadline:
+                break
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+        self._save_recovery(params, end)
+
+    def _save_recovery(
+        self, params: Sequence[RowParams], end: tuple[str, str, dict[str, Any] | None]
+    ) -> None:
+        """The store would not take the last rows: keep them in a recovery file."""
+        self.unsaved = sum(1 for p in params if p[0] != "pending")
+        try:
+            self.recovery_path = write_recovery(self.path, self.run_id, params, end)
+        except StoreError as exc:
+            self.recovery_error = str(exc)
 
     async def _write(
         self,
@@ -317,6 +352,24 @@ class RunRecorder:
         self.commits += 1
         self.max_commit_s = max(self.max_commit_s, time.perf_counter() - began)
         return True
+
+    def problem(self) -> str | None:
+        """After ``close``: None when the store holds the whole run, else one line saying
+        where the rows it is missing are."""
+        if self.complete or not self._done:
+            return None
+        where = f"run store {self.path} (run {self.run_id})"
+        cause = f" ({self.last_error})" if self.last_error else ""
+        if self.recovery_path is not None:
+            return (
+                f"{where} could not take {self.unsaved} answered row(s){cause}; they are "
+                f"saved in {self.recovery_path}, which the next fanout command on this store "
+                "puts back (nothing is sent again)"
+            )
+        return (
+            f"{where} could not take {self.unsaved} answered row(s){cause}, and no recovery "
+            f"file could be written: {self.recovery_error}"
+        )
 
     def _warning(self, message: str) -> None:
         if self._warned:

@@ -122,3 +122,24 @@ def test_unknown_format_option(tmp_path: Path) -> None:
     path = write(tmp_path, "a.csv", "text\na\n")
     with pytest.raises(DatasetError, match="unknown format 'xml'"):
         load_dataset(path, fmt="xml")
+
+
+def test_id_column_chosen_by_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.csv", "ref,text,id\nA-1,one,x\nA-2,two,y\n")
+    data = load_dataset(path, id_column="ref")
+    assert [r.id for r in data.records] == ["A-1", "A-2"] and data.id_column == "ref"
+    assert data.records[0].extra == {"id": "x"}  # a column called id is then just a column
+    jsonl = write(tmp_path, "a.jsonl", '{"ref": 5, "text": "one", "id": "x"}\n')
+    assert load_dataset(jsonl, id_column="ref").records[0].id == "5"
+    assert load_dataset(jsonl).records[0].extra == {"ref": 5}
+    for bad in ("nope",):
+        with pytest.raises(DatasetError, match="no id"):
+            load_dataset(path, id_column=bad)
+    with pytest.raises(DatasetError, match="both 'text'"):
+        load_dataset(path, id_column="text")
+
+
+def test_jsonl_keeps_a_raw_line_separator_inside_a_string(tmp_path: Path) -> None:
+    # JSON allows U+2028 / U+0085 unescaped in strings; str.splitlines() would split there
+    path = write(tmp_path, "a.jsonl", '{"text": "one\u2028two\u0085three"}\n{"text": "b"}\n')
+    assert [r.text for r in load_dataset(path).records] == ["one\u2028two\u0085three", "b"]

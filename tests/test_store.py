@@ -377,3 +377,43 @@ def test_process_alive() -> None:
     child.wait()
     assert not process_alive(child.pid, here, None)
     assert process_alive(child.pid, "some-other-host", None)  # cannot tell: assume running
+
+
+def test_a_version_1_store_is_migrated_in_place(tmp_path: Path) -> None:
+    """A store written before input columns were kept opens, gains the columns, keeps
+    its rows, and records the new version (once, even if opened again)."""
+    import core.store as store_module
+
+    db = tmp_path / "old.sqlite3"
+    old_schema = store_module._SCHEMA.replace("    extra_json        TEXT,\n", "").replace(
+        "    guessed_json      TEXT,\n", ""
+    )
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        old_schema + "INSERT INTO schema_version VALUES (1, '2026-11-01T00:00:00+00:00');"
+        "INSERT INTO runs (id, created_at, status, dataset_path, dataset_name, schema_spec, "
+        "strategy, concurrency, endpoint_kind, model, mode, records) VALUES ('r1', "
+        "'2026-11-01T00:00:00', 'finished', '/d.csv', 'd', 'Person', 'gather', 1, 'local', "
+        "'m', 'tools', 1);"
+        "INSERT INTO rows (run_id, idx, record_id, text, status, data_json) VALUES "
+        "('r1', 0, '1', 'hi', 'ok', '{\"name\": \"A\", \"age\": 1}');"
+    )
+    conn.close()
+    for _ in range(2):
+        with Store(db) as store:
+            rows = store.load_rows("r1")
+            assert rows[0].data == {"name": "A", "age": 1} and dict(rows[0].extra) == {}
+            assert store.records_to_resume("r1") == []
+    conn = sqlite3.connect(db)
+    versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
+    columns = {c[1] for c in conn.execute("PRAGMA table_info(rows)")}
+    conn.close()
+    assert versions == [1, 2] and {"extra_json", "guessed_json"} <= columns
+
+
+def test_input_columns_are_stored_and_come_back_for_a_resume(tmp_path: Path) -> None:
+    extra = {"invoice_no": "INV-1", "status": "archived", "n": 3, "tags": ["a"]}
+    with Store(tmp_path / "s.sqlite3") as store:
+        run_id = store.create_run(meta(), [Record(0, "a", "one", extra), Record(1, "b", "two")])
+        assert [dict(r.extra) for r in store.records_to_resume(run_id)] == [extra, {}]
+        assert [dict(r.extra) for r in store.load_rows(run_id)] == [extra, {}]

@@ -147,7 +147,7 @@ async def test_walkthrough_run_switch_run_again_and_export(
         await wait_for(pilot, lambda: any(tmp_path.glob("fanout-people-*.csv")))
     exported = read_csv(tmp_path, "fanout-people-as_completed_semaphore-*.csv")
     assert len(exported) == 7
-    assert {(r["name"], int(r["age"])) for r in exported} == set(PEOPLE.values())
+    assert {(r["data.name"], int(r["data.age"])) for r in exported} == set(PEOPLE.values())
     assert all(r["status"] == "ok" for r in exported)
 
 
@@ -379,3 +379,52 @@ async def test_limits_dialog_sets_the_next_runs_limits() -> None:
         await pilot.press("enter")
         await pilot.pause()
         assert "not a number" in str(app.screen.query_one("#limits-error", Label).render())
+
+
+async def test_open_takes_a_bundled_name_and_suggests_its_schema() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("o")
+        screen = app.screen
+        assert isinstance(screen, OpenDatasetScreen)
+        screen.query_one("#open-path").value = "contacts.csv"  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.dataset.name == "contacts" and app.schema.__name__ == "Contact"
+        assert app.settings.schema == "Contact"
+        header = app.query_one(ResultsTable).render_line(0).text
+        assert "data.address.city" in header or "data.email" in header
+        assert "Contact" in str(app.query_one(DatasetBar).render())
+
+
+async def test_open_with_a_schema_and_columns_of_the_users_own(tmp_path: Path) -> None:
+    schema = tmp_path / "tickets.py"
+    schema.write_text(
+        "from pydantic import BaseModel\n\n"
+        "class Ticket(BaseModel):\n    id: int\n    status: str\n    tags: list[str]\n",
+        encoding="utf-8",
+    )
+    data = tmp_path / "tickets.csv"
+    data.write_text('ref,body,team\nT-1,"id: 7; status: open; tags: a, b",ops\n', "utf-8")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("o")
+        screen = app.screen
+        screen.query_one("#open-path").value = str(data)  # type: ignore[attr-defined]
+        screen.query_one("#open-column").value = "body"  # type: ignore[attr-defined]
+        screen.query_one("#open-id").value = "ref"  # type: ignore[attr-defined]
+        screen.query_one("#open-schema-spec").value = f"{schema}:Ticket"  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.schema.__name__ == "Ticket" and app.dataset.id_column == "ref"
+        await pilot.press("r")
+        await wait_for(pilot, lambda: not app.running and app.shown is not None)
+        table = app.query_one(ResultsTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        row = table.rows[0]
+        assert row.id == "T-1" and row.extra == {"team": "ops"}
+        assert row.data == {"id": 7, "status": "open", "tags": ["a", "b"]}
+        table.focus()
+        await pilot.press("enter")
+        assert isinstance(app.screen, RowDetailScreen)
+        assert "team: ops" in str(app.screen.query_one("#detail-columns").render())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from textual.app import App, ComposeResult
 from textual.geometry import Region
 
@@ -139,3 +140,87 @@ async def test_the_runs_end_fits_the_height_and_the_axis_exactly() -> None:
         await pilot.pause()
         assert table.virtual_size.height == 41  # header and the 40 rows the run had
         assert table.timeline.scale == pytest.approx(0.73)
+
+
+class Inner(BaseModel):
+    x: int
+
+
+class Wide(BaseModel):
+    """More fields than any terminal shows, one named like fanout's status column."""
+
+    status: str
+    nested: Inner
+    items: list[Inner]
+    f01: int = 0
+    f02: int = 0
+    f03: int = 0
+    f04: int = 0
+    f05: int = 0
+    f06: int = 0
+    f07: int = 0
+    f08: int = 0
+    f09: int = 0
+    f10: int = 0
+    last_field: str = "end"
+
+
+class WideApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield ResultsTable()
+
+    def on_mount(self) -> None:
+        self.query_one(ResultsTable).set_schema(Wide)
+
+
+def wide_row() -> Row:
+    row = finished(0)
+    row.data = {
+        "status": "paid",
+        "nested": {"x": 1},
+        "items": [{"x": 2}],
+        **{f"f{i:02d}": i for i in range(1, 11)},
+        "last_field": "end",
+    }
+    row.guessed = ("items[].x",)
+    return row
+
+
+@pytest.mark.parametrize("width", [80, 120, 160, 220])
+async def test_a_wide_schema_scrolls_its_fields_but_never_the_status_and_waterfall(
+    width: int,
+) -> None:
+    app = WideApp()
+    async with app.run_test(size=(width, 10)) as pilot:
+        table = app.query_one(ResultsTable)
+        table.add_results([wide_row()], span=0.1)
+        await pilot.pause()
+        for _ in range(2):  # as first shown, then scrolled all the way right
+            header, line = table.render_line(0).text, table.render_line(1).text
+            assert len(header) == table.scrollable_content_region.width
+            assert header.lstrip().startswith("id")
+            for label in ("status", "latency", "tries", "waterfall", "delivered"):
+                assert label in header, (width, header)
+            assert "│ok " in line and "◆" in line and "0.05 s" in line
+            table.scroll_to(x=table.max_scroll_x, animate=False)
+            await pilot.pause()
+        # scrolled right: the last field is in view, the text is not
+        assert "data.last_field" in header and "end" in line
+        assert "My name is" not in line
+        # a field and the fanout column of the same name are told apart
+        table.scroll_to(x=0, animate=False)
+        await pilot.pause()
+        if width >= 120:
+            assert "data.status" in table.render_line(0).text
+
+
+async def test_made_up_values_are_marked() -> None:
+    app = WideApp()
+    async with app.run_test(size=(220, 10)) as pilot:
+        table = app.query_one(ResultsTable)
+        table.add_results([wide_row()], span=0.1)
+        table.scroll_to(x=30, animate=False)
+        await pilot.pause()
+        line = table.render_line(1).text
+        assert '~[{"x":2}]' in line and table.guessed_rows == 1
+        assert "~paid" not in line  # a field found by a rule is not marked

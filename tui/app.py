@@ -31,7 +31,7 @@ from core.engine import ClientOptions, Engine
 from core.errors import FanoutError
 from core.export import export_results, export_runs
 from core.gctune import quiet_gc
-from core.models import load_schema
+from core.models import BUILTIN_MODELS, load_schema
 from core.recorder import RunRecorder, merge_rows, run_meta
 from core.results import Row, Status
 from core.runner import Run
@@ -44,7 +44,7 @@ from tui.screens.export import ExportChoice, ExportScreen
 from tui.screens.help import HelpScreen
 from tui.screens.history import HistoryChoice, HistoryScreen
 from tui.screens.limits import Limits, LimitsScreen
-from tui.screens.open_dataset import OpenDatasetScreen
+from tui.screens.open_dataset import OpenChoice, OpenDatasetScreen
 from tui.settings import DashboardSettings, settings_from_args
 from tui.widgets.chart import InFlightChart, Series
 from tui.widgets.controls import SemaphoreControl, StrategyPicker
@@ -53,6 +53,8 @@ from tui.widgets.results_table import ResultsTable
 from tui.widgets.runs_table import RunsTable
 from tui.widgets.stats_bar import StatsBar
 
+RESULTS_TITLE = "results (in the order requests finished)"
+GUESSED_LEGEND = "~ a placeholder the simulator made up"
 TICK_SECONDS = 1 / 10
 """How often buffered run events reach the widgets (each tick costs a frame)."""
 ROWS_PER_TICK = 400
@@ -182,7 +184,7 @@ class FanoutApp(App[int]):
 
     def on_mount(self) -> None:
         self.query_one(ResultsTable).set_schema(self.schema)
-        self.query_one(ResultsTable).border_title = "results (in the order requests finished)"
+        self.query_one(ResultsTable).border_title = RESULTS_TITLE
         self.query_one(SemaphoreControl).set_active(self.strategy)
         self.query_one(StatsBar).clear(len(self.dataset))
         self._show_header(starting=True)
@@ -246,6 +248,7 @@ class FanoutApp(App[int]):
             return
         self._engine_ready.set_result(self.engine)
         self._show_header()
+        self._placeholder_notice()
 
     async def _ready_engine(self) -> EngineLike:
         assert self._engine_ready is not None
@@ -304,7 +307,9 @@ class FanoutApp(App[int]):
                 if self.shown is None:
                     self.notify("no results yet: press r to run", severity="warning")
                     return
-                path = export_results(self.shown.rows, self.shown.schema, choice.path)
+                path = export_results(
+                    self.shown.rows, self.shown.schema, choice.path, self.shown.input_columns
+                )
         except FanoutError as exc:
             self.notify(str(exc), title="export failed", severity="error", timeout=10)
             return
@@ -314,21 +319,40 @@ class FanoutApp(App[int]):
         if self.running:
             self.notify("cancel the run (c) before opening another dataset", severity="warning")
             return
-        self.push_screen(
-            OpenDatasetScreen(self.dataset.path, self.dataset.text_column), self._opened
+        screen = OpenDatasetScreen(
+            self.dataset.path,
+            self.dataset.text_column,
+            self.settings.schema,
+            self.dataset.id_column if self.dataset.id_column != "id" else None,
         )
+        self.push_screen(screen, self._opened)
 
-    def _opened(self, dataset: Dataset | None) -> None:
-        if dataset is None:
+    def _opened(self, choice: OpenChoice | None) -> None:
+        if choice is None:
             return
+        dataset = choice.dataset
         self.dataset = dataset
+        self.schema = choice.schema
+        self.settings = replace(
+            self.settings,
+            dataset=dataset.path,
+            text_column=dataset.text_column,
+            id_column=dataset.id_column,
+            schema=choice.schema_spec,
+        )
         self.shown = None
-        self.query_one(ResultsTable).reset()
+        table = self.query_one(ResultsTable)
+        table.set_schema(choice.schema)
+        table.border_title = RESULTS_TITLE
         self.query_one(StatsBar).clear(len(dataset))
         self._show_header()
         for warning in dataset.warnings:
             self.notify(warning, severity="warning")
-        self.notify(f"opened {dataset.path.name}: {len(dataset):,} rows", timeout=4)
+        self.notify(
+            f"opened {dataset.path.name}: {len(dataset):,} rows, schema {choice.schema.__name__}",
+            timeout=4,
+        )
+        self._placeholder_notice()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -370,7 +394,22 @@ class FanoutApp(App[int]):
         if self.settings.store is None:
             self.notify("runs are not recorded (--no-store)", severity="warning")
             return
+        self._recover_rows()
         self.push_screen(HistoryScreen(self.settings.store), self._history_chosen)
+
+    def _recover_rows(self) -> None:
+        """Put back rows an earlier run could not store (its recovery files)."""
+        assert self.settings.store is not None
+        if not self.settings.store.exists():
+            return
+        try:
+            with Store(self.settings.store, create=False) as store:
+                messages = store.import_recoveries()
+        except FanoutError as exc:
+            self.notify(str(exc), title="run store", severity="error", timeout=10)
+            return
+        for message in messages:
+            self.notify(message, title="run store", timeout=10)
 
     def _history_chosen(self, choice: HistoryChoice | None) -> None:
         if choice is None:
@@ -411,7 +450,27 @@ class FanoutApp(App[int]):
         )
         self.query_one(StatsBar).show(LiveStats.of(stats, info.semaphore))
         table.border_title = f"results of run {info.id} ({info.status}) · h: past runs"
+        self._mark_guessed()
         self.notify(f"opened run {info.id}: {info.ok} ok, {info.failed} failed", timeout=4)
+
+    def _placeholder_notice(self) -> None:
+        """The simulator is no language model: on a schema it has no rules for, say that
+        its answers hold placeholders (marked ~ in the table) before anyone trusts them."""
+        if self.settings.endpoint.kind != "local" or self.schema in BUILTIN_MODELS.values():
+            return
+        self.notify(
+            f"the simulator fills {self.schema.__name__} by simple rules; values it has no "
+            "rule for are placeholders, marked ~ in the table and listed in the export's "
+            "guessed_fields",
+            title="simulated answers",
+            timeout=12,
+        )
+
+    def _mark_guessed(self) -> None:
+        table = self.query_one(ResultsTable)
+        title = str(table.border_title or RESULTS_TITLE)
+        if table.guessed_rows and GUESSED_LEGEND not in title:
+            table.border_title = f"{title} · {GUESSED_LEGEND}"
 
     def _warn(self, message: str) -> None:
         self.notify(message, severity="warning", timeout=8)
@@ -506,7 +565,9 @@ class FanoutApp(App[int]):
         ) as run:
             feed = RunFeed(run, limit)
             self.feed = feed
-            self.shown = Shown(run.rows, schema, strategy, self.dataset.name, resume)
+            self.shown = Shown(
+                run.rows, schema, strategy, self.dataset.name, resume, self.dataset.columns
+            )
             number = len(self.query_one(RunsTable).history) + 1
             self.series = self.query_one(InFlightChart).start_series(
                 strategy, run.semaphore, number
@@ -515,7 +576,7 @@ class FanoutApp(App[int]):
             self.series.limits = feed.limits
             recorder = await self._recorder(engine, run, strategy, concurrency, schema, resume)
             where = f"run {recorder.run_id}" if recorder is not None else "not recorded"
-            table.border_title = f"results (in the order requests finished) · {where}"
+            table.border_title = f"{RESULTS_TITLE} · {where}"
             if self.shown is not None and recorder is not None:
                 self.shown = replace(self.shown, run_id=recorder.run_id)
             try:
@@ -524,6 +585,9 @@ class FanoutApp(App[int]):
             finally:
                 if recorder is not None:
                     await recorder.close()
+                    unstored = recorder.problem()
+                    if unstored:
+                        self.notify(unstored, title="run store", severity="error", timeout=60)
                 feed.close()
                 self._drain(feed)
         self.query_one(RunsTable).add_stats(self.dataset.name, stats)
@@ -580,6 +644,7 @@ class FanoutApp(App[int]):
         """Show everything the run produced (at its end)."""
         table = self.query_one(ResultsTable)
         table.add_results(feed.take(len(feed.finished)), span=feed.run.elapsed)
+        self._mark_guessed()
         self.query_one(StatsBar).show(feed.snapshot())
         self.query_one(InFlightChart).redraw()
 
@@ -605,6 +670,8 @@ class Shown:
     strategy: str
     dataset: str
     run_id: str | None = None
+    input_columns: Sequence[str] = ()
+    """The dataset's own columns, in file order (export puts them in this order)."""
 
 
 def limits_label(options: ClientOptions) -> str:
@@ -619,7 +686,9 @@ def limits_label(options: ClientOptions) -> str:
 
 
 def load_for_dashboard(settings: DashboardSettings) -> tuple[Dataset, type[BaseModel]]:
-    dataset = load_dataset(settings.dataset, text_column=settings.text_column)
+    dataset = load_dataset(
+        settings.dataset, text_column=settings.text_column, id_column=settings.id_column
+    )
     return dataset, load_schema(settings.schema)
 
 
