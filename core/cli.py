@@ -51,6 +51,10 @@ from core.targets import check_target
 from core.usage import OneLineParser
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+TERMINATING = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+"""Signals that end a run gracefully, like the first Ctrl-C."""
 EXIT_STORE_INCOMPLETE = 3
 """The run store could not take every answered row; the error names the recovery file."""
 
@@ -222,9 +226,20 @@ async def _execute_with_progress(run: Run, title: str, *, quiet: bool) -> bool:
         else:
             run.abort()
 
+    def on_terminate(name: str) -> None:
+        # A closed terminal (SIGHUP) or a container stop (SIGTERM): stop like the first
+        # Ctrl-C, so every answered row is stored and --out is written before exiting.
+        nonlocal interrupts
+        interrupts += 1
+        print(f"\nfanout: {name}: stopping, keeping every finished row", file=sys.stderr)
+        run.stop(f"cancelled ({name})")
+
     loop = asyncio.get_running_loop()
     with suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGINT, on_sigint)
+    for signum in TERMINATING:
+        with suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, on_terminate, signal.Signals(signum).name)
     try:
         with (
             quiet_gc(),
@@ -242,6 +257,8 @@ async def _execute_with_progress(run: Run, title: str, *, quiet: bool) -> bool:
         # is ignored; closing the loop (asyncio.run) removes the handler.
         with suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, lambda: None)
+            for signum in TERMINATING:
+                loop.add_signal_handler(signum, lambda: None)
     return interrupts > 0
 
 

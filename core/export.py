@@ -260,7 +260,10 @@ def write_atomic(target: Path, text: str) -> None:
         raise ExportError(f"{target}: folder {directory} does not exist")
     # The temporary name is short, so a target whose name is near the file system's
     # limit (255 bytes) can still be written.
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name[:24]}.", suffix=".tmp", dir=directory)
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{target.name[:24]}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise ExportError(f"cannot write in {directory}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)

@@ -24,6 +24,15 @@ COMPANIONS = ("", "-wal", "-shm", "-journal")
 def check_target(value: str | Path, protected: Mapping[str, Path | None] | None = None) -> Path:
     """The output path, checked; ``protected`` names files it must not be (``"run store"``)."""
     out = Path(value).expanduser()
+    try:
+        info = os.lstat(out)
+    except (FileNotFoundError, NotADirectoryError):
+        info = None
+    except OSError as exc:
+        raise ExportError(f"{out}: {exc.strerror or exc}") from None
+    kind = None if info is None else _kind(info.st_mode)
+    if kind is not None:
+        raise ExportError(f"{out} is {kind}, not a file fanout will replace; choose another name")
     export_format(out)
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
@@ -33,20 +42,9 @@ def check_target(value: str | Path, protected: Mapping[str, Path | None] | None 
             raise ExportError(
                 f"{out} is the {what}; writing it would destroy it: choose another name"
             )
-    try:
-        info = os.lstat(out)
-    except FileNotFoundError:
-        info = None
-    except OSError as exc:
-        raise ExportError(f"{out}: {exc.strerror or exc}") from None
-    if info is not None:
-        kind = _kind(info.st_mode)
-        if kind is not None:
-            raise ExportError(
-                f"{out} is {kind}, not a file fanout will replace; choose another name"
-            )
-        if not info.st_mode & 0o222 or not os.access(out, os.W_OK):  # root ignores modes
-            raise ExportError(f"{out} is read-only; choose another name or change its permissions")
+    if info is not None and (not info.st_mode & 0o222 or not os.access(out, os.W_OK)):
+        # (root may write anything; a file without write bits is read-only on purpose)
+        raise ExportError(f"{out} is read-only; choose another name or change its permissions")
     _probe(out, folder)
     return out
 

@@ -220,3 +220,14 @@ def test_runs_table_export(tmp_path: Path) -> None:
     assert rows[0]["run"] == "1" and rows[0]["strategy"] == "gather"
     assert rows[0]["ok"] == "1" and rows[0]["failed"] == "1"
     assert json.loads(rows[0]["errors_by_kind"]) == {"429": 1}
+
+
+def test_unwritable_targets_are_one_export_error(tmp_path: Path) -> None:
+    long_name = tmp_path / ("x" * 251 + ".csv")  # 255 bytes: the limit, not over it
+    assert export_results(make_rows(), Person, long_name).exists()
+    with pytest.raises(ExportError, match="cannot write"):
+        export_results(make_rows(), Person, tmp_path / ("y" * 260 + ".csv"))
+    target = tmp_path / "folder.csv"
+    target.mkdir()
+    with pytest.raises(ExportError):
+        export_results(make_rows(), Person, target)

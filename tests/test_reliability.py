@@ -273,3 +273,24 @@ def test_ctrl_c_twice_quits_at_once_and_the_store_stays_sound(tmp_path: Path) ->
     assert ok, "the rows finished before Ctrl-C are stored"
     for rid, data in ok:
         assert data and json.loads(data)["name"], rid
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_like_the_first_ctrl_c(tmp_path: Path, signum: int) -> None:
+    """A container stop or a closed terminal: every finished row stored, --out written."""
+    ids = write_people(tmp_path / "people.csv")
+    db = tmp_path / "store.sqlite3"
+    child = start_child(tmp_path, db)
+    wait_for_ok_rows(db, child, 5)
+    child.send_signal(signum)
+    code, err = finish(child)
+    assert code == 130, err
+    assert "Traceback" not in err and signal.Signals(signum).name in err
+    rows = read_csv(tmp_path / "out.csv")
+    assert [row["id"] for row in rows] == ids
+    with Store(db, create=False) as store:
+        (info,) = store.list_runs()
+        assert info.status == "cancelled" and info.pending == 0
+        stored = {row.id: row.status.value for row in store.load_rows(info.id)}
+    assert stored == {row["id"]: row["status"] for row in rows}
+    assert "ok" in stored.values()

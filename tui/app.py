@@ -21,6 +21,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.widgets import Button, Footer, RadioSet
 
@@ -46,6 +47,7 @@ from tui.screens.history import HistoryChoice, HistoryScreen
 from tui.screens.limits import Limits, LimitsScreen
 from tui.screens.open_dataset import OpenChoice, OpenDatasetScreen
 from tui.settings import DashboardSettings, settings_from_args
+from tui.visible import visible
 from tui.widgets.chart import InFlightChart, Series
 from tui.widgets.controls import SemaphoreControl, StrategyPicker
 from tui.widgets.header import DatasetBar
@@ -155,6 +157,25 @@ class FanoutApp(App[int]):
         self.now: Callable[[], datetime] = datetime.now
         """Time for default export names (tests pin it)."""
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Every message shown: text from servers and files has its control characters
+        written as escapes (``tui.visible``), and is not read as markup unless asked."""
+        super().notify(
+            visible(message),
+            title=visible(title),
+            severity=severity,
+            timeout=timeout,
+            markup=markup,
+        )
+
     # -- layout ---------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
@@ -223,7 +244,7 @@ class FanoutApp(App[int]):
             label = "starting local simulator…" if choice.kind == "local" else "connecting…"
             simulated = choice.kind == "local"
         self.query_one(DatasetBar).show(
-            dataset=self.dataset.path.name,
+            dataset=visible(self.dataset.path.name),
             rows=len(self.dataset),
             endpoint=label,
             simulated=simulated,
@@ -590,7 +611,7 @@ class FanoutApp(App[int]):
                         self.notify(unstored, title="run store", severity="error", timeout=60)
                 feed.close()
                 self._drain(feed)
-        self.query_one(RunsTable).add_stats(self.dataset.name, stats)
+        self.query_one(RunsTable).add_stats(visible(self.dataset.name), stats)
         if stats.stopped_reason and stats.stopped_reason != "cancelled":
             self.notify(stats.stopped_reason, severity="warning", timeout=10)
         elif stats.failed:

@@ -13,6 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from core.results import Row
+from tui.visible import visible
 
 
 def _secs(value: float | None) -> str:
@@ -37,8 +38,8 @@ def input_columns_text(row: Row) -> Text:
     text = Text()
     for name, value in row.extra.items():
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        text.append(f"{name}: ", style="bold")
-        text.append(f"{shown}\n")
+        text.append(f"{visible(name)}: ", style="bold")
+        text.append(f"{visible(shown)}\n")
     text.rstrip()
     return text
 
@@ -53,15 +54,15 @@ class RowDetailScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         row = self.row
         with VerticalScroll(id="detail", classes="dialog") as box:
-            box.border_title = f"row {row.id} · {row.status.value}"
+            box.border_title = visible(f"row {row.id} · {row.status.value}")
             yield Static("[b]input[/b]", classes="section")
-            yield Static(Text(row.text), id="detail-input")
+            yield Static(Text(visible(row.text)), id="detail-input")
             if row.extra:
                 yield Static("[b]input columns[/b] (exported as input.<name>)", classes="section")
                 yield Static(input_columns_text(row), id="detail-columns")
             yield Static("[b]extracted[/b] (exported as data.<field>)", classes="section")
             if row.data is not None:
-                pretty = json.dumps(row.data, indent=2, ensure_ascii=False)
+                pretty = visible(json.dumps(row.data, indent=2, ensure_ascii=False))
                 yield Static(
                     Syntax(pretty, "json", theme="ansi_dark", word_wrap=True), id="detail-json"
                 )
@@ -71,7 +72,7 @@ class RowDetailScreen(ModalScreen[None]):
                 yield Static(
                     Text(
                         "placeholders: the simulator has no rule for "
-                        + ", ".join(row.guessed)
+                        + visible(", ".join(row.guessed))
                         + "; these values are made up, not read from the text",
                         style="yellow",
                     ),
@@ -80,7 +81,7 @@ class RowDetailScreen(ModalScreen[None]):
             if row.error:
                 yield Static("[b]error[/b]", classes="section")
                 yield Static(
-                    Text(f"{row.error_kind or ''} {row.error}".strip(), style="red"),
+                    Text(visible(f"{row.error_kind or ''} {row.error}".strip()), style="red"),
                     id="detail-error",
                 )
             yield Static("[b]timings[/b]", classes="section")

@@ -29,6 +29,7 @@ from textual.strip import Strip
 from core.export import data_cell
 from core.layout import FieldColumn, field_columns
 from core.results import Row, Status
+from tui.visible import visible
 from tui.widgets.waterfall import MIN_SCALE, Timeline, delivered, waterfall
 
 TEXT_WIDTH = 36
@@ -59,8 +60,9 @@ GUESSED_STYLE = Style(italic=True, dim=True)
 
 
 def clip(value: str, width: int) -> str:
-    """One line of at most ``width`` cells, padded to exactly ``width``."""
-    value = " ".join(value.split())
+    """One line of at most ``width`` cells, padded to exactly ``width``; control
+    characters from the data are shown as escapes, never sent to the terminal."""
+    value = visible(" ".join(value.split()))
     if cell_len(value) > width:
         value = set_cell_size(value, width - 1) + "…"
     return set_cell_size(value, width)
