@@ -48,6 +48,7 @@ from core.stats import RunStats, ideal_elapsed
 from core.store import Store, resolve_store_path
 from core.strategies import STRATEGIES
 from core.targets import check_target
+from core.usage import OneLineParser
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 TERMINATING = tuple(
@@ -71,7 +72,7 @@ def warn(message: str) -> None:
 
 
 def run_parser(prog: str = "fanout run") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog,
         description="Run one strategy over a dataset, headless, with a progress bar on "
         "stderr. Results go to --out (.csv or .jsonl), or as JSONL to stdout.",
@@ -265,7 +266,7 @@ async def _execute_with_progress(run: Run, title: str, *, quiet: bool) -> bool:
 
 
 def bench_parser(prog: str = "fanout bench") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog,
         description="Run strategies one after another against the same endpoint and print "
         "the article's table: elapsed, time to first result, errors, throughput, latency.",
@@ -290,7 +291,7 @@ def bench_parser(prog: str = "fanout bench") -> argparse.ArgumentParser:
         "the built-in simulator is restarted instead when it has limits",
     )
     add_dataset_options(parser)
-    add_strategy_options(parser, default=None)
+    add_strategy_options(parser, default=None, choose=False)
     add_endpoint_options(parser)
     add_simulator_options(parser)
     return parser

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -51,8 +52,9 @@ from core.recorder import RunRecorder, combined_stats, merge_rows
 from core.report import format_stats_line
 from core.results import Row, Status
 from core.stats import RunStats, compute_stats
-from core.store import RunInfo, Store, resolve_store_path
+from core.store import STORE_ENV, RunInfo, Store, resolve_store_path
 from core.targets import check_target
+from core.usage import OneLineParser
 
 STORE_HELP = "the run store (default: $FANOUT_STORE, else runs.sqlite3 in the user data folder)"
 
@@ -72,7 +74,7 @@ def _check_out(value: str | None, store: Path | None = None) -> Path | None:
 
 
 def runs_parser(prog: str = "fanout runs") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog,
         description="List the recorded runs, newest first. A run whose process died before "
         "it ended shows as 'interrupted': `fanout resume ID` finishes it.",
@@ -85,10 +87,17 @@ def runs_parser(prog: str = "fanout runs") -> argparse.ArgumentParser:
     return parser
 
 
+def _named_store(option: str | None) -> bool:
+    """Whether the user named the store (--store or $FANOUT_STORE), not fanout's default."""
+    return bool(option) or bool(os.environ.get(STORE_ENV, "").strip())
+
+
 def runs_main(argv: Sequence[str]) -> int:
     args = runs_parser().parse_args(argv)
     path = resolve_store_path(args.store)
-    if not path.exists():
+    if not path.exists() and not _named_store(args.store):
+        # fanout's own store appears with the first run: nothing recorded yet is no error.
+        # A store the user named must exist, like any file given to a read command.
         if args.json:
             print("[]")
         else:
@@ -116,6 +125,8 @@ def runs_main(argv: Sequence[str]) -> int:
         ("rows", "right"),
         ("ok", "right"),
         ("failed", "right"),
+        ("cancelled", "right"),
+        ("cost", "right"),
         ("status", "left"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
@@ -128,7 +139,9 @@ def runs_main(argv: Sequence[str]) -> int:
             str(info.semaphore) if info.semaphore else "—",
             str(info.records),
             str(info.ok),
-            str(info.failed),
+            _failed_cell(info.failed, info.errors_by_kind),
+            str(info.cancelled),
+            f"${info.cost_usd:.4f}",
             _status_cell(info),
         )
     console = Console()
@@ -145,10 +158,16 @@ def _local_time(stamp: str) -> str:
         return stamp
 
 
+def _failed_cell(failed: int, by_kind: dict[str, int]) -> str:
+    """``3 (5xx 2, validation 1)``: the count and its causes, as the dashboard shows them."""
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(by_kind.items()))
+    return f"{failed} ({kinds})" if kinds else str(failed)
+
+
 def _status_cell(info: RunInfo) -> str:
-    left = info.records - info.ok - info.failed
-    if info.status in ("interrupted", "cancelled") and left:
-        return f"{info.status} ({left} to do)"
+    """The status; rows never sent are named here (cancelled ones have their column)."""
+    if info.pending and not info.is_live:
+        return f"{info.status} ({info.pending} pending)"
     return info.status
 
 
@@ -156,9 +175,7 @@ def _status_cell(info: RunInfo) -> str:
 
 
 def export_parser(prog: str = "fanout export") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog, description="Export a recorded run's rows to .csv or .jsonl."
-    )
+    parser = OneLineParser(prog=prog, description="Export a recorded run's rows to .csv or .jsonl.")
     parser.add_argument("run_id", metavar="RUN_ID", help="a run id, a unique prefix, or 'last'")
     parser.add_argument("out", metavar="OUT", help="the file to write (.csv or .jsonl)")
     _add_store_option(parser)
@@ -314,7 +331,7 @@ def _model(name: str, fields: dict[str, Any]) -> type[BaseModel]:
 
 
 def resume_parser(prog: str = "fanout resume") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog,
         description="Finish a recorded run: send requests only for the rows not stored ok "
         "(pending, cancelled, and failed unless --skip-failed), record them into the same "

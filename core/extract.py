@@ -30,7 +30,14 @@ from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 
 from core.dataset import Record
-from core.failures import RETRYABLE, BadResponse, Failure, classify, validation_detail
+from core.failures import (
+    RETRYABLE,
+    BadResponse,
+    Failure,
+    classify,
+    validation_detail,
+    with_attempts,
+)
 from core.fairshare import FairShare
 from core.prepared import PreparedRequest
 from core.prices import Price
@@ -238,9 +245,7 @@ class Extractor:
                     invalid += 1
                     if invalid > self.retry.validation_retries:
                         failure = Failure(
-                            ErrorKind.VALIDATION,
-                            f"invalid model output after {invalid} "
-                            f"attempt{'s' if invalid != 1 else ''}: {validation_detail(exc)}",
+                            ErrorKind.VALIDATION, f"invalid model output: {validation_detail(exc)}"
                         )
                         raise self._failed(failure, tally, usage) from exc
                     body = self.prepared.reask(body, completion, exc)
@@ -258,6 +263,9 @@ class Extractor:
             stop_listening(token)
 
     def _failed(self, failure: Failure, tally: _Tally, usage: list[int]) -> ExtractionFailed:
+        """The row's end; its text counts the same attempts as the row (5xx, 429, re-asks)."""
+        if failure.kind is not ErrorKind.BUDGET:  # a budget stop is "not sent": no count
+            failure = with_attempts(failure, tally.attempts)
         return ExtractionFailed(
             failure,
             tally.attempts,

@@ -6,6 +6,7 @@ OpenAI's ``x-ratelimit-reset-*`` durations ("6m0s", "1.5s", "120ms").
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import re
@@ -101,6 +102,17 @@ def _closed_early(exc: BaseException) -> bool:
         "ContentLengthError",
         "TransferEncodingError",
     }
+
+
+def with_attempts(failure: Failure, attempts: int) -> Failure:
+    """The failure, its message saying how many attempts the row made.
+
+    ``"<what> after N attempts: <detail>"``; the caller passes the same counter it
+    stores as the row's ``attempts``, so the text and the row cannot disagree.
+    """
+    what, sep, detail = failure.message.partition(": ")
+    count = f" after {attempts} attempt{'s' if attempts != 1 else ''}"
+    return dataclasses.replace(failure, message=f"{what}{count}{sep}{detail}")
 
 
 def _from_status(exc: openai.APIStatusError) -> Failure:

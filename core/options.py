@@ -155,16 +155,20 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_strategy_options(parser: argparse.ArgumentParser, *, default: str | None) -> None:
+def add_strategy_options(
+    parser: argparse.ArgumentParser, *, default: str | None, choose: bool = True
+) -> None:
+    """--strategy (unless ``choose`` is False: bench has its own --strategies) and limits."""
     group = parser.add_argument_group("strategy")
-    group.add_argument(
-        "--strategy",
-        "-s",
-        type=strategy_name,
-        default=default,
-        metavar="NAME",
-        help=f"one of {', '.join(STRATEGIES)}" + (f" (default: {default})" if default else ""),
-    )
+    if choose:
+        group.add_argument(
+            "--strategy",
+            "-s",
+            type=strategy_name,
+            default=default,
+            metavar="NAME",
+            help=f"one of {', '.join(STRATEGIES)}" + (f" (default: {default})" if default else ""),
+        )
     group.add_argument(
         "--concurrency",
         "-c",

@@ -68,11 +68,13 @@ def progress_display(run: Run, title: str, *, enabled: bool) -> Iterator[Callabl
         detail = f"in flight {run.in_flight}"
         if run.failed:
             detail += f" · failed {run.failed}"
+        if run.cancelled:
+            detail += f" · {run.cancelled} cancelled"
         if run.retries:
             detail += f" · retries {run.retries}"
         if run.stopping:
             detail += " · stopping"
-        progress.update(task, completed=run.finished, detail=detail)
+        progress.update(task, completed=run.done, detail=detail)
 
     with progress:
         yield tick
@@ -90,11 +92,14 @@ def stats_table(stats: Sequence[RunStats], ideal: Sequence[float | None] | None 
         table.add_column("ideal", justify="right")
     table.add_column("first result", justify="right")
     table.add_column("ok", justify="right")
-    table.add_column("errors", justify="right")
+    table.add_column("failed", justify="right")
     table.add_column("rows/s", justify="right")
     table.add_column("p50", justify="right")
     table.add_column("p95", justify="right")
     table.add_column("max in flight", justify="right")
+    cancelled = any(item.cancelled for item in stats)
+    if cancelled:
+        table.add_column("cancelled", justify="right")
     limited = any(item.rate_limited for item in stats)
     if limited:
         table.add_column("ok/min", justify="right")
@@ -111,12 +116,14 @@ def stats_table(stats: Sequence[RunStats], ideal: Sequence[float | None] | None 
         cells += [
             seconds(item.first_result_s),
             str(item.ok),
-            str(item.failed + item.cancelled),
+            str(item.failed),
             f"{item.throughput_rps:.1f}",
             seconds(item.p50_latency_s),
             seconds(item.p95_latency_s),
             str(item.max_in_flight),
         ]
+        if cancelled:
+            cells.append(str(item.cancelled))
         if limited:
             cells += [f"{item.achieved_rpm:.0f}", f"{item.share_429:.1%}"]
         table.add_row(*cells)

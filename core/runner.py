@@ -128,7 +128,13 @@ class Run:
 
     @property
     def finished(self) -> int:
+        """Rows accounted for: ok, failed or cancelled."""
         return self.ok + self.failed + self.cancelled
+
+    @property
+    def done(self) -> int:
+        """Rows whose request finished, ok or failed; cancelled rows are not done."""
+        return self.ok + self.failed
 
     @property
     def total(self) -> int:
@@ -265,7 +271,8 @@ class Run:
             else:
                 self._fail_row(row, exc.failure)
         except Exception as exc:  # an extract that broke its promise; keep the run going
-            self._account(row, 1, 0, 0, 0, 0.0)
+            tries = getattr(exc, "n_attempts", None)  # instructor's count, as its text says
+            self._account(row, tries if isinstance(tries, int) and tries > 0 else 1, 0, 0, 0, 0.0)
             self._fail_row(row, classify(exc, self._secrets))
         else:
             row.status = Status.OK

@@ -242,6 +242,10 @@ class RunInfo:
     failed: int = 0
     cancelled: int = 0
     pending: int = 0
+    cost_usd: float = 0.0
+    """Every stored row's cost, failed and cancelled ones too (as ``RunStats.cost_usd``)."""
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+    """Failed rows by cause (as ``RunStats.errors_by_kind``)."""
 
     @property
     def semaphore(self) -> int | None:
@@ -274,6 +278,8 @@ class RunInfo:
             "failed": self.failed,
             "cancelled": self.cancelled,
             "pending": self.pending,
+            "cost_usd": self.cost_usd,
+            "errors_by_kind": self.errors_by_kind,
             "resumes": self.resumes,
             "pid": self.pid,
             "host": self.host,
@@ -441,6 +447,10 @@ class Store:
             raise StoreError(f"store {self.path} is a directory; give a file path")
         if not self.path.exists():
             if not create:
+                if not self.path.parent.is_dir():
+                    raise StoreError(
+                        f"no run store at {self.path}: folder {self.path.parent} does not exist"
+                    )
                 raise StoreError(f"no run store at {self.path} (no run recorded there yet)")
             if not self.path.parent.is_dir() and self.path == _platform_store_path():
                 try:
@@ -722,14 +732,20 @@ class Store:
     def _infos(self, rows: Iterable[Sequence[Any]]) -> list[RunInfo]:
         base = list(rows)
         counts: dict[str, dict[str, int]] = {str(r[0]): {} for r in base}
+        costs: dict[str, float] = dict.fromkeys(counts, 0.0)
+        errors: dict[str, dict[str, int]] = {run_id: {} for run_id in counts}
         if counts:
             marks = ", ".join("?" for _ in counts)
-            for run_id, status, count in self._conn.execute(
-                f"SELECT run_id, status, count(*) FROM rows WHERE run_id IN ({marks}) "
-                "GROUP BY run_id, status",
+            for run_id, status, kind, count, cost in self._conn.execute(
+                f"SELECT run_id, status, error_kind, count(*), total(cost_usd) FROM rows "
+                f"WHERE run_id IN ({marks}) GROUP BY run_id, status, error_kind",
                 list(counts),
             ):
-                counts[run_id][status] = count
+                counts[run_id][status] = counts[run_id].get(status, 0) + count
+                costs[run_id] += cost
+                if status == Status.FAILED.value and kind is not None:
+                    label = (_error_kind(kind) or ErrorKind.OTHER).value
+                    errors[run_id][label] = errors[run_id].get(label, 0) + count
         infos: list[RunInfo] = []
         for values in base:
             (run_id, created_at, ended_at, status, pid, host, proc_start) = values[:7]
@@ -768,6 +784,8 @@ class Store:
                     failed=by_status.get("failed", 0),
                     cancelled=by_status.get("cancelled", 0),
                     pending=by_status.get("pending", 0) + by_status.get("running", 0),
+                    cost_usd=costs[run_id],
+                    errors_by_kind=errors[run_id],
                 )
             )
         return infos

@@ -13,6 +13,8 @@ import csv
 import json
 import re
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,12 +91,11 @@ def assert_one_error(code: int, err: str, *mentions: str) -> str:
     """Exit 2 and exactly one error line, naming what is wrong; no traceback. Returns the line."""
     assert code == 2, err
     assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if re.match(r"fanout( \w+)?: error: ", line)]
+    lines = [line for line in err.splitlines() if line.startswith("fanout: error: ")]
     assert len(lines) == 1, err
     (line,) = lines
     assert len([x for x in err.splitlines() if "error:" in x]) == 1, err
-    if not line.startswith("fanout: error: "):  # argparse's own form comes after its usage
-        assert err.startswith("usage: "), err
+    assert "usage:" not in err, err
     for mention in mentions:
         assert mention in line, f"{mention!r} not in {line!r}"
     return line
@@ -305,3 +306,121 @@ def test_refused_key_is_one_message_and_no_rows(
     assert stdout == "" and not out.exists()
     code, stdout, _ = fanout(capsys, "runs", "--json")
     assert json.loads(stdout) == []
+
+
+# -- usage errors: argparse's too, one line ----------------------------------------------------
+
+USAGE_ERRORS = [
+    (["run", "-c", "0"], "fanout run", "--concurrency"),
+    (["run", "--concurrency", "many"], "fanout run", "'many'"),
+    (["run", "--no-such-option"], "fanout run", "--no-such-option"),
+    (["run", "--mode", "yaml"], "fanout run", "'yaml'"),
+    (["run", "--strategy", "warp"], "fanout run", "'warp'"),
+    (["export", "last"], "fanout export", "OUT"),
+    (["resume"], "fanout resume", "RUN_ID"),
+    (["runs", "--limit", "x"], "fanout runs", "--limit"),
+    (["bench", "--repeat", "0"], "fanout bench", "--repeat"),
+    (["bench", "--strategy", "gather"], "fanout bench", "--strategy"),
+    (["serve", "--port", "-5"], "fanout serve", "--port"),
+    (["--concurrency", "0"], "fanout", "--concurrency"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog", "mention"), USAGE_ERRORS, ids=[" ".join(a) for a, _, _ in USAGE_ERRORS]
+)
+def test_usage_errors_are_exactly_one_line(
+    argv: list[str], prog: str, mention: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """argparse's usage block is not printed: one line naming the fix's --help, exit 2."""
+    code, out, err = fanout(capsys, *argv)
+    assert code == 2, err
+    assert out == ""
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("fanout: error: "), err
+    assert err.rstrip("\n").endswith(f"(see {prog} --help)"), err
+    assert mention in err, err
+
+
+def test_usage_error_from_the_installed_command_is_one_line() -> None:
+    """As a user types it: a real process, real stderr."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tui", "run", "-c", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "fanout: error: argument --concurrency/-c: 0 is too small; it must be at least 1 "
+        "(see fanout run --help)"
+    ]
+
+
+@pytest.mark.parametrize("command", ["run", "bench", "runs", "export", "resume", "serve"])
+def test_help_is_still_the_full_usage(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = fanout(capsys, command, "--help")
+    assert code == 0, err
+    assert out.startswith(f"usage: fanout {command} "), out
+    assert "options:" in out and "--help" in out
+
+
+def test_bench_has_one_way_to_choose_strategies(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = fanout(capsys, "bench", "--help")
+    assert code == 0
+    assert "--strategies" in out
+    assert not re.search(r"--strategy\b|-s\b", out), out
+
+
+# -- read commands need the store they are given -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["runs"], ["runs", "--json"], ["export", "last", "out.csv"], ["resume", "last"]],
+    ids=["runs", "runs --json", "export", "resume"],
+)
+@pytest.mark.parametrize("missing", ["folder", "file"])
+def test_read_commands_refuse_a_store_that_does_not_exist(
+    argv: list[str],
+    missing: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = tmp_path / "no-such-dir" / "x.sqlite3" if missing == "folder" else tmp_path / "x.db"
+    code, out, err = fanout(capsys, *argv, "--store", str(store))
+    line = assert_one_error(code, err, str(store))
+    assert len(err.splitlines()) == 1, err
+    if missing == "folder":
+        assert "no-such-dir does not exist" in line
+    assert out == ""
+    assert not store.exists() and not (tmp_path / "out.csv").exists()  # nothing created
+
+
+def test_fanout_store_env_naming_a_missing_store_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "gone" / "runs.sqlite3"
+    monkeypatch.setenv("FANOUT_STORE", str(store))
+    code, out, err = fanout(capsys, "runs")
+    assert_one_error(code, err, str(store), "does not exist")
+    assert out == ""
+
+
+def test_runs_before_any_run_with_the_default_store_is_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nobody named a store, and fanout's own has not been created yet: nothing to list."""
+    monkeypatch.delenv("FANOUT_STORE")
+    default = tmp_path / "data" / "fanout" / "runs.sqlite3"
+    monkeypatch.setattr("core.store._platform_store_path", lambda: default)
+    code, out, err = fanout(capsys, "runs")
+    assert code == 0, err
+    assert out == "" and err.startswith("fanout: no runs recorded yet"), err
+    code, out, err = fanout(capsys, "runs", "--json")
+    assert (code, json.loads(out)) == (0, [])
+    assert not (tmp_path / "data").exists()

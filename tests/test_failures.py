@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx2 as httpx
 import openai
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from core.failures import classify, parse_duration, redact, retry_after_seconds
-from core.results import ErrorKind
+from core.client import choose_endpoint
+from core.dataset import load_dataset
+from core.engine import ClientOptions, Engine
+from core.extract import RetryPolicy
+from core.failures import classify, parse_duration, redact, retry_after_seconds, with_attempts
+from core.localserver import ServerConfig
+from core.models import Person as Extracted
+from core.options import bundled_datasets_dir
+from core.results import ErrorKind, Row, Status
 
 REQUEST = httpx.Request("POST", "http://127.0.0.1:1/v1/chat/completions")
 
@@ -112,3 +120,65 @@ def test_bad_json_is_validation() -> None:
 def test_redact_known_secret_and_keylike_strings() -> None:
     assert redact("key=hunter2-secret in text", ("hunter2-secret",)) == "key=*** in text"
     assert "sk-proj" not in redact("bad key sk-proj-ABCDEFGHIJ")
+
+
+# -- the attempt count in a failed row's text is the row's own ---------------------------------
+
+ATTEMPTS_IN_TEXT = re.compile(r" after (\d+) attempts?\b")
+
+
+async def _failed_rows(config: ServerConfig, retry: RetryPolicy, n: int) -> list[Row]:
+    """``n`` people through the real client and the built-in simulator; the failed rows."""
+    records = load_dataset(bundled_datasets_dir() / "people_1000.csv").records[:n]
+    engine = Engine(choose_endpoint(local=True), server=config, options=ClientOptions(retry=retry))
+    async with engine, engine.run(records, Extracted, strategy="gather", concurrency=1) as run:
+        await run.execute()
+    failed = [row for row in run.rows if row.status is Status.FAILED]
+    assert failed, "the simulator was set to make rows fail"
+    return failed
+
+
+def _count_in_text(row: Row) -> int:
+    assert row.error is not None
+    (count,) = ATTEMPTS_IN_TEXT.findall(row.error)
+    return int(count)
+
+
+async def test_validation_failure_counts_every_attempt_5xx_included() -> None:
+    """A row whose answers were invalid twice, with 5xx retries between, made more than 2
+    attempts: the text said "after 2" (the re-asks only) where the row said 3 or 4."""
+    config = ServerConfig(latency=0.0, jitter=0.0, error_rate=0.35, invalid_rate=0.6, seed=11)
+    retry = RetryPolicy(max_retries=6, base_delay=0.001, validation_retries=1)
+    failed = await _failed_rows(config, retry, 40)
+    invalid = [row for row in failed if row.error_kind is ErrorKind.VALIDATION]
+    assert invalid and any(row.attempts > 2 for row in invalid), [r.attempts for r in invalid]
+    for row in failed:
+        assert row.error is not None
+        assert _count_in_text(row) == row.attempts, (row.error, row.attempts)
+
+
+async def test_5xx_exhaustion_names_the_rows_attempts() -> None:
+    config = ServerConfig(latency=0.0, jitter=0.0, error_rate=1.0, seed=3)
+    failed = await _failed_rows(config, RetryPolicy(max_retries=2, base_delay=0.001), 3)
+    for row in failed:
+        assert row.error_kind is ErrorKind.SERVER and row.attempts == 3
+        assert row.error is not None and row.error.startswith("HTTP 50")
+        assert _count_in_text(row) == row.attempts == 3, row.error
+
+
+async def test_429_exhaustion_names_the_rows_attempts() -> None:
+    """A token limit no request fits under: every attempt is a 429 until retries run out."""
+    config = ServerConfig(latency=0.0, jitter=0.0, tpm=1200, rate_window=0.05)
+    failed = await _failed_rows(config, RetryPolicy(max_retries=2, base_delay=0.001), 2)
+    for row in failed:
+        assert row.error_kind is ErrorKind.RATE_LIMIT and row.attempts == row.rate_limited == 3
+        assert row.error is not None and row.error.startswith("429 rate limited after 3 attempts: ")
+        assert _count_in_text(row) == row.attempts, row.error
+
+
+def test_with_attempts_puts_the_count_after_what_failed() -> None:
+    failure = classify(status_error(503, message="busy"))
+    assert with_attempts(failure, 4).message == "HTTP 503 server error after 4 attempts: busy"
+    timeout = classify(openai.APITimeoutError(REQUEST))
+    assert with_attempts(timeout, 1).message == "timed out waiting for the endpoint after 1 attempt"
+    assert with_attempts(failure, 4).kind is ErrorKind.SERVER

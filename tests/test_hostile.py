@@ -65,9 +65,9 @@ async def test_a_slow_or_broken_body_ends_within_the_attempt_deadlines(behaviour
     ("behaviour", "kind", "says"),
     [
         ("close_before_headers", ErrorKind.CONNECTION, "closed by the server before it answered"),
-        ("html", ErrorKind.BAD_RESPONSE, "not JSON: '<html>"),
+        ("html", ErrorKind.BAD_RESPONSE, "not JSON after 1 attempt: '<html>"),
         ("empty_choices", ErrorKind.BAD_RESPONSE, "no choices"),
-        ("null_body", ErrorKind.BAD_RESPONSE, "not a completion: 'null'"),
+        ("null_body", ErrorKind.BAD_RESPONSE, "not a completion after 1 attempt: 'null'"),
     ],
 )
 async def test_reasons_say_what_happened(behaviour: str, kind: ErrorKind, says: str) -> None:

@@ -306,6 +306,10 @@ def test_runs_lists_newest_first_and_shows_interrupted(
     tmp_path: Path, server: LocalServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = tmp_path / "runs.sqlite3"
+    assert main(["runs", "--store", str(db), "--json"]) == 2  # a named store must exist
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "no run store at" in err
+    Store(db).close()
     assert main(["runs", "--store", str(db), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
     first, _ = stored_run(db, server.base_url, [Status.OK, Status.FAILED, Status.PENDING])

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from textual.geometry import Region
 from textual.pilot import Pilot
-from textual.widgets import Button, Label
+from textual.widgets import Button, Label, ProgressBar
 
 from core.client import choose_endpoint
 from core.dataset import load_dataset
@@ -229,6 +229,42 @@ async def test_a_second_run_while_one_is_going_is_refused_and_cancel_keeps_rows(
         table = app.query_one(ResultsTable)
         assert sum(1 for r in table.rows_by_key.values() if r.status is Status.OK) == stats.ok
         assert app.query_one("#run", Button).disabled is False
+
+
+async def test_a_cancelled_run_shows_cancelled_apart_from_done_and_failed(tmp_path: Path) -> None:
+    """Cancelled rows are neither done nor failed: the stats bar, its progress bar, the runs
+    table and the store say the same numbers."""
+    store = tmp_path / "runs.sqlite3"
+    app = make_app(latency=0.3, store=store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("1", "r")
+        await wait_for(pilot, lambda: app.feed is not None and app.feed.run.ok >= 2)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: not app.running)
+        await pilot.pause()
+        stats = app.query_one(RunsTable).history[0][1]
+        assert stats.ok >= 2 and stats.failed == 0 and stats.cancelled == 7 - stats.ok
+        assert stat(app, "stat-done") == f"done · cancelled\n{stats.ok} / 7 · {stats.cancelled}"
+        assert stat(app, "stat-failed").endswith("0")
+        progress = app.query_one("#progress", ProgressBar)
+        assert (progress.progress, progress.total) == (stats.ok, 7)
+        runs = app.query_one(RunsTable)
+        labels = [column.label.plain for column in runs.columns.values()]
+        cells = dict(zip(labels, runs.get_row_at(0), strict=True))
+        assert (cells["ok"], cells["failed"], cells["cancelled"]) == (
+            str(stats.ok),
+            "0",
+            str(stats.cancelled),
+        )
+        assert cells["cost"] == f"${stats.cost_usd:.4f}"
+    with Store(store, create=False) as opened:
+        (info,) = opened.list_runs()
+    assert (info.status, info.ok, info.failed, info.cancelled) == (
+        "cancelled",
+        stats.ok,
+        0,
+        stats.cancelled,
+    )
 
 
 async def test_enter_on_a_row_opens_its_detail() -> None:

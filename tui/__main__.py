@@ -25,9 +25,10 @@ def dashboard_parser() -> argparse.ArgumentParser:
         add_store_options,
         add_strategy_options,
     )
+    from core.usage import OneLineParser
 
     commands = "\n".join(f"  {name:<8} {help_text}" for name, (_, help_text) in COMMANDS.items())
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="fanout",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="A live dashboard for concurrent structured LLM extraction: run a dataset "

@@ -27,6 +27,7 @@ class LiveStats:
     limit: int | None
     """The semaphore, the adaptive strategy's current limit, or None."""
     done: int
+    """Rows finished, ok or failed; cancelled rows are counted apart."""
     total: int
     ok: int
     failed: int
@@ -49,7 +50,7 @@ class LiveStats:
             elapsed=stats.elapsed_s,
             in_flight=0,
             limit=limit,
-            done=stats.ok + stats.failed + stats.cancelled,
+            done=stats.ok + stats.failed,
             total=stats.records,
             ok=stats.ok,
             failed=stats.failed,
@@ -139,7 +140,7 @@ class RunFeed:
             elapsed=elapsed,
             in_flight=run.in_flight,
             limit=limit,
-            done=run.finished,
+            done=run.done,
             total=run.total,
             ok=run.ok,
             failed=run.failed,

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from core.errors import ConfigError
 from core.localserver.config import API_KEY_ENV, DEFAULT_MODEL, ServerConfig
+from core.usage import OneLineParser, usage_error_line
 
 _DESCRIPTION = """\
 Run fanout's built-in OpenAI-compatible endpoint: a simulator, not a language
@@ -92,7 +93,7 @@ def _seed(text: str) -> int:
 def build_parser(prog: str = "fanout serve") -> argparse.ArgumentParser:
     """The argument parser of ``fanout serve``."""
     defaults = ServerConfig()
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog,
         description=_DESCRIPTION,
         epilog=_EPILOG,
@@ -236,8 +237,7 @@ def main(argv: list[str] | None = None, prog: str = "fanout serve") -> int:
     try:
         config = config_from_args(args)
     except ConfigError as exc:
-        parser.print_usage(sys.stderr)
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(usage_error_line(str(exc), prog), file=sys.stderr)
         return 2
     from core.localserver.serve import serve
 

@@ -62,6 +62,7 @@ class HistoryScreen(ModalScreen[HistoryChoice | None]):
             "rows",
             "ok",
             "failed",
+            "cancelled",
             "pending",
             "status",
         ):
@@ -84,7 +85,8 @@ class HistoryScreen(ModalScreen[HistoryChoice | None]):
                 str(info.records),
                 str(info.ok),
                 str(info.failed),
-                str(info.pending + info.cancelled),
+                str(info.cancelled),
+                str(info.pending),
                 Text(info.status, style=STATUS_STYLE.get(info.status, "")),
                 key=info.id,
             )

@@ -17,6 +17,7 @@ COLUMNS = (
     ("rows", 6),
     ("ok", 6),
     ("failed", 6),
+    ("cancelled", 9),
     ("elapsed", 9),
     ("first result", 12),
     ("rows/s", 8),
@@ -24,6 +25,7 @@ COLUMNS = (
     ("p95", 8),
     ("max in flight", 13),
     ("tokens", 8),
+    ("cost", 9),
     ("note", 30),
 )
 
@@ -50,7 +52,8 @@ class RunsTable(DataTable[Any]):
             str(stats.concurrency) if stats.concurrency else "—",
             str(stats.records),
             str(stats.ok),
-            str(stats.failed + stats.cancelled),
+            str(stats.failed),
+            str(stats.cancelled),
             secs(stats.elapsed_s),
             secs(stats.first_result_s),
             f"{stats.throughput_rps:.1f}",
@@ -58,6 +61,7 @@ class RunsTable(DataTable[Any]):
             secs(stats.p95_latency_s),
             str(stats.max_in_flight),
             f"{stats.total_tokens:,}",
+            f"${stats.cost_usd:.4f}",
             note,
             key=str(number),
         )

@@ -22,6 +22,11 @@ class Stat(Static):
         self.value: str | None = None
         self.set_value("—")
 
+    def set_label(self, label: str) -> None:
+        if label != self.label:
+            self.label = label
+            self.value = None  # redraw with the new label
+
     def set_value(self, value: str) -> None:
         """Show ``value``; a no-op when it did not change, and never a re-layout
         (the stat's box has a fixed size), so a tick costs only what changed."""
@@ -49,7 +54,12 @@ class StatsBar(Horizontal):
         )
         limit = "∞" if stats.limit is None else str(stats.limit)
         self.query_one("#stat-inflight", Stat).set_value(f"{stats.in_flight} / {limit}")
-        self.query_one("#stat-done", Stat).set_value(f"{stats.done} / {stats.total}")
+        # Done is finished rows (ok + failed); cancelled ones are counted apart, never done.
+        done = self.query_one("#stat-done", Stat)
+        done.set_label("done · cancelled" if stats.cancelled else "done")
+        done.set_value(
+            f"{stats.done} / {stats.total}" + (f" · {stats.cancelled}" if stats.cancelled else "")
+        )
         progress = self.query_one("#progress", ProgressBar)
         progress.update(total=max(1, stats.total), progress=stats.done)
         failed = str(stats.failed)
@@ -57,8 +67,6 @@ class StatsBar(Horizontal):
             failed += (
                 " (" + ", ".join(f"{k} {n}" for k, n in sorted(stats.errors_by_kind.items())) + ")"
             )
-        if stats.cancelled:
-            failed += f" · {stats.cancelled} cancelled"
         failed_stat = self.query_one("#stat-failed", Stat)
         failed_stat.set_value(failed)
         failed_stat.set_class(stats.failed > 0, "bad")
@@ -71,6 +79,7 @@ class StatsBar(Horizontal):
         self.query_one("#stat-tokens", Stat).set_value(tokens)
 
     def clear(self, total: int) -> None:
+        self.query_one("#stat-done", Stat).set_label("done")
         for stat in self.query(Stat):
             stat.set_value("—")
             stat.remove_class("bad")
