@@ -8,6 +8,7 @@ never an exception.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -76,6 +77,25 @@ class Phases:
     def waited_s(self) -> float:
         """Time not spent on the request itself: semaphore, limiter, backoff."""
         return self.wait_sem_s + self.wait_limiter_s + self.backoff_s
+
+    def to_dict(self) -> dict[str, float | int]:
+        """The fields that are not zero, times to the microsecond (what the store keeps)."""
+        out: dict[str, float | int] = {}
+        for name in PHASE_FIELDS:
+            value = getattr(self, name)
+            if value:
+                out[name] = round(value, 6) if isinstance(value, float) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Phases:
+        """Back from ``to_dict`` (unknown keys and wrong types are ignored)."""
+        phases = cls()
+        for name in PHASE_FIELDS:
+            value = data.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                setattr(phases, name, int(value) if name.startswith("retries") else float(value))
+        return phases
 
 
 PHASE_FIELDS = (

@@ -41,10 +41,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from core.dataset import Record
 from core.errors import StoreError
-from core.results import ErrorKind, Row, Status
+from core.results import ErrorKind, Phases, Row, Status
 from core.strategies import USES_CONCURRENCY
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first. 2: ``rows.timeline_json`` (where each row's time went, ``Phases``)."""
 STORE_ENV = "FANOUT_STORE"
 STORE_FILENAME = "runs.sqlite3"
 BUSY_TIMEOUT_S = 5.0
@@ -102,10 +103,15 @@ CREATE TABLE IF NOT EXISTS rows (
     completion_tokens INTEGER NOT NULL DEFAULT 0,
     cost_usd          REAL NOT NULL DEFAULT 0,
     session           INTEGER NOT NULL DEFAULT 0,
+    timeline_json     TEXT,
     PRIMARY KEY (run_id, idx)
 );
 CREATE INDEX IF NOT EXISTS rows_status ON rows (run_id, status);
 """
+
+_ADDED_ROW_COLUMNS = (("timeline_json", "TEXT"),)
+"""Columns ``rows`` gained after schema version 1; ``Store._migrate`` adds them to an
+older store (each only if missing, so the steps can come in any order)."""
 
 _RUN_COLUMNS = (
     "id, created_at, ended_at, status, pid, host, proc_start, dataset_path, dataset_name, "
@@ -114,12 +120,14 @@ _RUN_COLUMNS = (
 )
 _ROW_COLUMNS = (
     "idx, record_id, text, status, data_json, error, error_kind, queued_s, started_s, "
-    "finished_s, delivered_s, attempts, prompt_tokens, completion_tokens, cost_usd"
+    "finished_s, delivered_s, attempts, prompt_tokens, completion_tokens, cost_usd, "
+    "timeline_json"
 )
 _UPDATE_ROW = (
     "UPDATE rows SET status = ?, data_json = ?, error = ?, error_kind = ?, queued_s = ?, "
     "started_s = ?, finished_s = ?, delivered_s = ?, attempts = ?, prompt_tokens = ?, "
-    "completion_tokens = ?, cost_usd = ?, session = ? WHERE run_id = ? AND idx = ?"
+    "completion_tokens = ?, cost_usd = ?, session = ?, timeline_json = ? "
+    "WHERE run_id = ? AND idx = ?"
 )
 _UPDATE_DELIVERED = "UPDATE rows SET delivered_s = ? WHERE run_id = ? AND idx = ?"
 
@@ -335,6 +343,7 @@ def row_params(run_id: str, idx: int, row: Row, session: int = 0) -> RowParams:
         row.completion_tokens,
         row.cost_usd,
         session,
+        None if row.phases is None else _dumps(row.phases.to_dict()),
         run_id,
         idx,
     )
@@ -358,7 +367,8 @@ def _status(value: str) -> Status:
 
 def _row_from_sql(values: Sequence[Any]) -> Row:
     (idx, record_id, text, status, data_json, error, error_kind, queued_s, started_s) = values[:9]
-    (finished_s, delivered_s, attempts, prompt_tokens, completion_tokens, cost_usd) = values[9:]
+    (finished_s, delivered_s, attempts, prompt_tokens, completion_tokens, cost_usd) = values[9:15]
+    timeline_json = values[15]
     data = None
     if data_json is not None:
         try:
@@ -385,7 +395,13 @@ def _row_from_sql(values: Sequence[Any]) -> Row:
         prompt_tokens=prompt_tokens or 0,
         completion_tokens=completion_tokens or 0,
         cost_usd=cost_usd or 0.0,
+        phases=_phases(timeline_json),
     )
+
+
+def _phases(timeline_json: str | None) -> Phases | None:
+    loaded = _loads_dict(timeline_json)
+    return None if loaded is None else Phases.from_dict(loaded)
 
 
 def _loads_dict(text: str | None) -> dict[str, Any] | None:
@@ -459,12 +475,28 @@ class Store:
                         conn.execute("ROLLBACK")
                     raise
                 version = self._version()
+            if version is not None and version < SCHEMA_VERSION:
+                self._migrate()
+                version = self._version()
             if version is None or version > SCHEMA_VERSION:
                 raise StoreError(
                     f"store {self.path} was written by a newer fanout (schema version "
                     f"{version}; this one reads up to {SCHEMA_VERSION}); upgrade fanout or "
                     "use --store with another file"
                 )
+
+    def _migrate(self) -> None:
+        """Bring an older store up to ``SCHEMA_VERSION`` in place (columns only ever added)."""
+        with self.transaction() as conn:
+            have = {str(info[1]) for info in conn.execute("PRAGMA table_info(rows)")}
+            for name, declaration in _ADDED_ROW_COLUMNS:
+                if name not in have:
+                    conn.execute(f"ALTER TABLE rows ADD COLUMN {name} {declaration}")
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_at) SELECT ?, ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM schema_version WHERE version >= ?)",
+                (SCHEMA_VERSION, utc_now().isoformat(timespec="seconds"), SCHEMA_VERSION),
+            )
 
     def _version(self) -> int | None:
         has_table = self._conn.execute(

@@ -343,6 +343,7 @@ def test_export_falls_back_when_the_schema_is_gone(
                     5,
                     0.0,
                     0,
+                    None,
                     run_id,
                     0,
                 )
