@@ -1,7 +1,8 @@
 """Write results (and run summaries) to CSV or JSONL, safely.
 
 - One row per record: id, input text, one column per schema field (nested
-  fields flattened with dots), status, error, timings, attempts, tokens.
+  fields flattened with dots), status, error, timings, attempts, tokens,
+  and where the row's time went (``TIMELINE_COLUMNS``).
 - Spreadsheet formula injection: a text cell starting with ``=``, ``+``,
   ``-``, ``@``, tab or CR is prefixed with ``'`` so a spreadsheet shows it
   instead of running it. Numbers we write ourselves are left alone.
@@ -24,10 +25,13 @@ from pydantic import BaseModel
 
 from core.errors import ExportError
 from core.models import field_columns, flatten
-from core.results import Row
+from core.results import PHASE_FIELDS, Row
 from core.stats import RunStats
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+TIMELINE_COLUMNS = PHASE_FIELDS
+"""Where each row's time went (``core.results.Phases``): last of fanout's own columns,
+filled by ``timeline_cells``; empty for rows stored before they were recorded."""
 ROW_COLUMNS_AFTER = (
     "status",
     "error",
@@ -42,6 +46,7 @@ ROW_COLUMNS_AFTER = (
     "completion_tokens",
     "total_tokens",
     "cost_usd",
+    *TIMELINE_COLUMNS,
 )
 EXPORT_FORMATS = ("csv", "jsonl")
 
@@ -93,7 +98,22 @@ def row_record(row: Row, columns: Sequence[str]) -> dict[str, Any]:
         total_tokens=row.total_tokens,
         cost_usd=row.cost_usd,
     )
+    record.update(timeline_cells(row))
     return record
+
+
+# -- the time line per row (core.results.Phases): fanout's own columns, one place --------
+
+
+def timeline_cells(row: Row) -> dict[str, float | int | None]:
+    """``TIMELINE_COLUMNS`` for a row: where its time went; empty when not recorded."""
+    phases = row.phases
+    if phases is None:
+        return dict.fromkeys(TIMELINE_COLUMNS)
+    return {name: getattr(phases, name) for name in TIMELINE_COLUMNS}
+
+
+# ----------------------------------------------------------------------------------------
 
 
 def results_csv(rows: Iterable[Row], schema: type[BaseModel]) -> str:
@@ -125,6 +145,7 @@ def row_json(row: Row) -> dict[str, Any]:
         "prompt_tokens": row.prompt_tokens,
         "completion_tokens": row.completion_tokens,
         "cost_usd": row.cost_usd,
+        **timeline_cells(row),
     }
 
 
@@ -163,6 +184,13 @@ RUN_COLUMNS = (
     "cost_usd",
     "errors_by_kind",
     "stopped_reason",
+    # where the time went besides the wire (core.stats: RunStats' wait figures)
+    "p50_wait_sem_s",
+    "p95_wait_sem_s",
+    "p50_wait_limiter_s",
+    "p95_wait_limiter_s",
+    "backoff_s",
+    "retries_by_kind",
 )
 
 
