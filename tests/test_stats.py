@@ -7,6 +7,7 @@ import statistics
 
 import pytest
 
+from core.report import format_stats_line
 from core.results import ErrorKind, Phases, Row, Status
 from core.stats import compute_stats
 
@@ -96,6 +97,10 @@ def test_latency_is_wire_time_and_the_waits_are_their_own_figures() -> None:
     assert stats.backoff_s == pytest.approx(1.5)
     assert stats.retries_by_kind == {"429": 1, "invalid": 2}
     assert stats.to_dict()["p50_wait_limiter_s"] == pytest.approx(5.0)
+    line = format_stats_line(stats, None)
+    assert "latency (on the wire) p50 0.80 s p95 0.80 s" in line
+    assert "waits p50 limiter 5.00 s, semaphore 0.50 s; backoff 1.50 s in all" in line
+    assert "retries 429 1, invalid 2" in line
 
 
 def test_rows_without_phases_keep_the_old_figures() -> None:
