@@ -9,9 +9,9 @@ from textual.app import App, ComposeResult
 from textual.geometry import Region
 
 from core.models import Person
-from core.results import Row, Status
+from core.results import Phases, Row, Status
 from tui.widgets.results_table import ResultsTable
-from tui.widgets.waterfall import Timeline, nice_ceiling
+from tui.widgets.waterfall import LEGEND, Timeline, nice_ceiling, waterfall
 
 VISIBLE = 10  # rows in view: an 11-line table has a header line and 10 rows
 
@@ -139,3 +139,27 @@ async def test_the_runs_end_fits_the_height_and_the_axis_exactly() -> None:
         await pilot.pause()
         assert table.virtual_size.height == 41  # header and the 40 rows the run had
         assert table.timeline.scale == pytest.approx(0.73)
+
+
+def test_the_waterfall_draws_where_the_time_went() -> None:
+    row = finished(0)
+    row.queued_s, row.started_s, row.finished_s, row.delivered_s = 0.0, 2.0, 10.0, None
+    row.phases = Phases(wait_sem_s=2.0, wait_limiter_s=3.0, backoff_s=2.0, wire_s=3.0)
+    cells = "".join(segment.text for segment in waterfall(row, Timeline(scale=10.0), 10))
+    assert cells == "··░░░▒▒███"
+    assert LEGEND.startswith("· waiting its turn  ░ rate limiter  ▒ backoff  █ on the wire")
+
+
+def test_a_finished_row_keeps_at_least_one_cell_of_wire() -> None:
+    row = finished(0)
+    row.queued_s, row.started_s, row.finished_s, row.delivered_s = 0.0, 0.0, 5.0, None
+    row.phases = Phases(wait_limiter_s=4.99, wire_s=0.01)
+    cells = "".join(segment.text for segment in waterfall(row, Timeline(scale=5.0), 5))
+    assert cells == "░░░░█"
+
+
+def test_rows_without_phases_draw_a_plain_bar() -> None:
+    row = finished(0)
+    row.queued_s, row.started_s, row.finished_s, row.delivered_s = 0.0, 1.0, 4.0, None
+    cells = "".join(segment.text for segment in waterfall(row, Timeline(scale=5.0), 5))
+    assert cells == "·████"

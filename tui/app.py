@@ -185,6 +185,7 @@ class FanoutApp(App[int]):
         self.query_one(ResultsTable).border_title = "results (in the order requests finished)"
         self.query_one(SemaphoreControl).set_active(self.strategy)
         self.query_one(StatsBar).clear(len(self.dataset))
+        self.query_one(StatsBar).show_limits(limits_label(self.engine.options))
         self._show_header(starting=True)
         self.set_interval(TICK_SECONDS, self._tick)
         self._engine_ready = asyncio.get_running_loop().create_future()
@@ -428,6 +429,7 @@ class FanoutApp(App[int]):
             self.engine.options, rpm=limits.rpm, tpm=limits.tpm, budget_usd=limits.budget_usd
         )
         self._show_header()
+        self.query_one(StatsBar).show_limits(limits_label(self.engine.options))
         self.notify(f"limits for the next runs: {limits_label(self.engine.options)}", timeout=4)
 
     # -- running -------------------------------------------------------------------

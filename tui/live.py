@@ -41,6 +41,10 @@ class LiveStats:
     running: bool
     stopping: bool
     errors_by_kind: dict[str, int]
+    wait_sem_p50: float | None = None
+    """How long finished rows waited for a semaphore slot (p50); latency excludes it."""
+    wait_limiter_p50: float | None = None
+    """How long finished rows waited for the client-side rate limiter (p50)."""
 
     @classmethod
     def of(cls, stats: RunStats, limit: int | None) -> LiveStats:
@@ -64,6 +68,8 @@ class LiveStats:
             running=False,
             stopping=False,
             errors_by_kind=dict(stats.errors_by_kind),
+            wait_sem_p50=stats.p50_wait_sem_s,
+            wait_limiter_p50=stats.p50_wait_limiter_s,
         )
 
 
@@ -79,11 +85,14 @@ class RunFeed:
         self.finished: deque[Row] = deque()
         self.delivered_since_drain = 0
         self.latencies: list[float] = []
+        """Finished rows' wire times, sorted (``Row.latency_s``)."""
+        self.sem_waits: list[float] = []
+        self.limiter_waits: list[float] = []
         self.first_result: float | None = None
         self.errors_by_kind: dict[str, int] = {}
         self.ended: RunStats | None = None
         self.samples: list[tuple[float, int]] = [(0.0, 0)]
-        """(elapsed, in flight) at every start and finish: the chart's step line."""
+        """(elapsed, requests on the wire) at every start and finish: the chart's step line."""
         self.limits: list[tuple[float, int]] = []
         """(elapsed, the adaptive strategy's limit) at every start and finish."""
         self._unsubscribe = run.subscribe(self.on_event)
@@ -97,6 +106,9 @@ class RunFeed:
             self._sample(event.at)
             row = self.run.rows[event.index]
             self.finished.append(row)
+            if row.phases is not None and row.status is not Status.CANCELLED:
+                bisect.insort(self.sem_waits, row.phases.wait_sem_s)
+                bisect.insort(self.limiter_waits, row.phases.wait_limiter_s)
             if row.status is Status.OK and row.latency_s is not None:
                 bisect.insort(self.latencies, row.latency_s)
             elif row.status is Status.FAILED and row.error_kind is not None:
@@ -154,4 +166,6 @@ class RunFeed:
             running=run.is_running,
             stopping=run.stopping,
             errors_by_kind=dict(self.errors_by_kind),
+            wait_sem_p50=percentile(self.sem_waits, 50),
+            wait_limiter_p50=percentile(self.limiter_waits, 50),
         )

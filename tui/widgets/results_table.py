@@ -28,7 +28,7 @@ from textual.strip import Strip
 
 from core.models import field_columns, flatten
 from core.results import Row, Status
-from tui.widgets.waterfall import MIN_SCALE, Timeline, delivered, waterfall
+from tui.widgets.waterfall import LEGEND, MIN_SCALE, Timeline, delivered, waterfall
 
 TEXT_WIDTH = 36
 FIELD_WIDTH = 14
@@ -95,6 +95,7 @@ class ResultsTable(ScrollView, can_focus=True):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.timeline = Timeline()
+        self.border_subtitle = f"waterfall: {LEGEND}"
         self.rows: list[Row] = []
         self.rows_by_key: dict[str, Row] = {}
         self._fields: list[str] = []
