@@ -31,6 +31,7 @@ from openai._models import construct_type
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 
+from core.client import traces_connections
 from core.dataset import Record
 from core.failures import RETRYABLE, Failure, classify, validation_detail
 from core.fairshare import FairShare
@@ -151,6 +152,7 @@ class Extractor:
         self.gate = RateGate()
         self.wire = WireGauge()
         """This extractor's requests on the wire (sent, no answer's headers yet)."""
+        self._traced = traces_connections(client)
         self._clock = clock
         self._rng = random.Random(seed)
         self._completion_estimate = max(
@@ -172,7 +174,9 @@ class Extractor:
         self, record: Record, on_retry: RetryHook | None = None, phases: Phases | None = None
     ) -> Extraction:
         """One row; where its time goes is recorded in ``phases`` (see ``core.phases``)."""
-        clock = RowClock(Phases() if phases is None else phases, self.wire, self._clock)
+        clock = RowClock(
+            Phases() if phases is None else phases, self.wire, self._clock, traced=self._traced
+        )
         token = listen(clock)
         usage = [0, 0]
         body = self.prepared.body(record.text)

@@ -8,8 +8,9 @@ HTTP exchanges (``core.signals``), so "sent" and "headers in" are stamped
 where the HTTP client reports them, not guessed around the SDK call.
 
 ``WireGauge`` counts a run's requests between "sent" and "headers in" (or
-the failure): that, not the rows holding a semaphore slot or waiting for the
-rate limiter, is what "in flight" means.
+the failure), less any wait for a connection (the pool's queue, a new
+connection's set-up: the ``connect`` phase): that, not the rows holding a
+semaphore slot or waiting for the rate limiter, is what "in flight" means.
 
 A few floats and one comparison per boundary: no allocation beyond the
 ``Phases`` the runner hands in and this object.
@@ -22,7 +23,7 @@ from collections.abc import Callable, Mapping
 
 from core.results import ErrorKind, Phases
 
-LIMITER, CLIENT, WIRE, BACKOFF = 0, 1, 2, 3
+LIMITER, CLIENT, WIRE, BACKOFF, CONNECT = 0, 1, 2, 3, 4
 
 
 class WireGauge:
@@ -46,16 +47,30 @@ class WireGauge:
 class RowClock:
     """One row's stopwatch; starts in the limiter phase (the first thing a row waits for)."""
 
-    __slots__ = ("_clock", "_mark", "_state", "attempts", "phases", "rate_limited", "wire")
+    __slots__ = (
+        "_clock",
+        "_mark",
+        "_state",
+        "_traced",
+        "attempts",
+        "phases",
+        "rate_limited",
+        "wire",
+    )
 
     def __init__(
         self,
         phases: Phases,
         wire: WireGauge | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        traced: bool = False,
     ) -> None:
+        """``traced``: the client reports when each request has its connection
+        (``on_connected``); until then a sent request waits for one, off the wire."""
         self.phases = phases
         self.wire = wire
+        self._traced = traced
         self.attempts = 0
         self.rate_limited = 0
         self._clock = clock
@@ -73,8 +88,10 @@ class RowClock:
             phases.client_s += spent
         elif current == LIMITER:
             phases.wait_limiter_s += spent
-        else:
+        elif current == BACKOFF:
             phases.backoff_s += spent
+        else:
+            phases.connect_s += spent
         self._mark = now
         self._state = state
 
@@ -118,11 +135,23 @@ class RowClock:
             if self.wire is not None:
                 self.wire.answered()
             self._switch(CLIENT)
+        elif self._state == CONNECT:
+            self._switch(CLIENT)
 
     # -- core.signals' listener ----------------------------------------------------
 
     def on_request(self) -> None:
         self.attempts += 1
+        if self._traced:
+            self._switch(CONNECT)
+        else:
+            self._go_on_the_wire()
+
+    def on_connected(self) -> None:
+        if self._state == CONNECT:
+            self._go_on_the_wire()
+
+    def _go_on_the_wire(self) -> None:
         self._switch(WIRE)
         if self.wire is not None:
             self.wire.sent()

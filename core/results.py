@@ -47,17 +47,21 @@ class Phases:
     In the order a row lives them: its turn (the strategy's semaphore or the
     adaptive limit), then per attempt the client-side rate limiter (and the
     run-wide pause after a 429), the client's own work building the request,
-    the wire (request sent -> answer headers; a new connection's set-up and
-    any pool wait included), the client reading and validating the answer,
-    and, before a retry, the backoff. ``latency`` is wire time only.
+    waiting for a connection (the pool's queue, a new connection's set-up),
+    the wire (request sent -> answer headers), the client reading and
+    validating the answer, and, before a retry, the backoff. ``latency`` is
+    wire time only.
     """
 
     wait_sem_s: float = 0.0
     """Waiting for the strategy's semaphore / adaptive slot (``started_s - queued_s``)."""
     wait_limiter_s: float = 0.0
     """Waiting for the client-side rpm/tpm limiter, or the run-wide pause after a 429."""
+    connect_s: float = 0.0
+    """Waiting for a connection: the pool's queue, or a new connection's set-up (TCP, TLS)."""
     wire_s: float = 0.0
-    """On the wire: request sent -> answer headers (or the failure), every attempt."""
+    """On the wire: request sent -> answer headers (or the failure), every attempt,
+    less ``connect_s``."""
     client_s: float = 0.0
     """The client's own work: building requests, reading and validating answers."""
     backoff_s: float = 0.0
@@ -101,6 +105,7 @@ class Phases:
 PHASE_FIELDS = (
     "wait_sem_s",
     "wait_limiter_s",
+    "connect_s",
     "wire_s",
     "client_s",
     "backoff_s",

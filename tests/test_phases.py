@@ -111,3 +111,43 @@ def test_latency_is_wire_time_when_phases_are_known() -> None:
     row.phases = Phases(wait_limiter_s=3.1, wire_s=0.8, client_s=0.1)
     assert row.latency_s == 0.8
     assert row.span_s == 4.0
+
+
+def test_waiting_for_a_connection_is_not_on_the_wire() -> None:
+    clock = FakeClock()
+    wire = WireGauge()
+    phases = Phases()
+    row = RowClock(phases, wire, clock, traced=True)
+    row.working()
+    row.on_request()  # sent to the pool, which is full: it queues for a connection
+    assert wire.in_flight == 0
+    clock.advance(0.65)
+    row.on_connected()
+    assert wire.in_flight == 1
+    clock.advance(0.8)
+    row.on_response(200, {})
+    clock.advance(0.01)
+    row.working()
+    row.on_request()  # the next attempt reuses the idle connection at once
+    row.on_connected()
+    clock.advance(0.7)
+    row.on_response(200, {})
+    row.stop()
+    assert phases.connect_s == pytest.approx(0.65)
+    assert phases.wire_s == pytest.approx(1.5)
+    assert wire.in_flight == 0 and wire.max_in_flight == 1 and row.attempts == 2
+
+
+def test_a_connection_that_cannot_be_made_ends_the_wait() -> None:
+    clock = FakeClock()
+    wire = WireGauge()
+    phases = Phases()
+    row = RowClock(phases, wire, clock, traced=True)
+    row.working()
+    row.on_request()
+    clock.advance(10.0)
+    row.backing_off(ErrorKind.CONNECTION)  # refused: never on the wire
+    clock.advance(1.0)
+    row.stop()
+    assert (phases.connect_s, phases.wire_s, phases.backoff_s) == (10.0, 0.0, 1.0)
+    assert wire.in_flight == 0 and wire.max_in_flight == 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import httpx2 as httpx
 import pytest
 
-from core.client import choose_endpoint
+from core.client import choose_endpoint, close_client
 from core.dataset import load_dataset
 from core.engine import ClientOptions, Engine
 from core.localserver import LocalServer, ServerConfig
@@ -100,3 +100,21 @@ def test_limiter_waits_show_as_waits_not_wire_time(limited: Limited) -> None:
         assert phases.backoff_s == 0 and phases.retries == 0
         accounted = phases.wait_limiter_s + phases.wire_s + phases.client_s
         assert accounted == pytest.approx(row.span_s, abs=0.05)
+
+
+async def test_waiting_for_a_pool_connection_is_its_own_phase_not_wire() -> None:
+    # A pool of one connection under gather: three requests, one on the wire at a time.
+    with LocalServer(ServerConfig(latency=0.3, jitter=0.0)) as running:
+        endpoint = choose_endpoint(base_url=running.base_url, env={})
+        async with Engine(endpoint) as engine:
+            extractor = engine.extractor(Person, connections=1)
+            run = Run(PEOPLE[:3], extractor, strategy="gather", wire=extractor.wire)
+            try:
+                stats = await run.execute()
+            finally:
+                await close_client(extractor.client)
+    assert stats.ok == 3 and stats.max_in_flight == 1
+    assert stats.p50_latency_s is not None and abs(stats.p50_latency_s - 0.3) <= 0.03
+    waits = sorted(row.phases.connect_s for row in run.rows if row.phases is not None)
+    assert waits[0] < 0.1  # the first only opened the connection
+    assert waits[1] == pytest.approx(0.3, abs=0.1) and waits[2] == pytest.approx(0.6, abs=0.1)

@@ -144,9 +144,10 @@ async def test_the_runs_end_fits_the_height_and_the_axis_exactly() -> None:
 def test_the_waterfall_draws_where_the_time_went() -> None:
     row = finished(0)
     row.queued_s, row.started_s, row.finished_s, row.delivered_s = 0.0, 2.0, 10.0, None
-    row.phases = Phases(wait_sem_s=2.0, wait_limiter_s=3.0, backoff_s=2.0, wire_s=3.0)
+    row.phases = Phases(wait_sem_s=2.0, wait_limiter_s=2.0, connect_s=1.0, backoff_s=2.0)
+    row.phases.wire_s = 3.0
     cells = "".join(segment.text for segment in waterfall(row, Timeline(scale=10.0), 10))
-    assert cells == "··░░░▒▒███"
+    assert cells == "··░░·▒▒███"
     assert LEGEND.startswith("· waiting its turn  ░ rate limiter  ▒ backoff  █ on the wire")
 
 

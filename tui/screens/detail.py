@@ -47,6 +47,7 @@ def timing_lines(row: Row) -> str:
         f"{lines}\n\nwhere the time went\n"
         f"  · waiting its turn   {_secs(phases.wait_sem_s)}  (semaphore slot)\n"
         f"  ░ rate limiter wait  {_secs(phases.wait_limiter_s)}\n"
+        f"  · connection wait    {_secs(phases.connect_s)}  (pool queue, new connection)\n"
         f"  █ on the wire        {_secs(phases.wire_s)}  (request sent → answer headers)\n"
         f"    client work        {_secs(phases.client_s)}  (building, reading, validating)\n"
         f"  ▒ backoff            {_secs(phases.backoff_s)}\n"

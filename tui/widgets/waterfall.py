@@ -3,10 +3,11 @@
 A ``Timeline`` holds the run's time scale; a waterfall cell draws its row's
 queued-start-finish span against it, with a diamond where the strategy
 delivered the row. The span shows where the time went (``Row.phases``):
-``·`` waiting its turn (a semaphore slot; in a for loop, the rows before),
-``░`` waiting for the client-side rate limiter, ``▒`` backing off before a
-retry, ``█`` on the wire (and the client's own work). A row's limiter waits
-and backoffs are drawn first, in that order, then its wire time: at one
+``·`` waiting its turn (for a semaphore slot, or the rows before it in a
+for loop; after its start, for a connection from the pool), ``░`` waiting
+for the client-side rate limiter, ``▒`` backing off before a retry, ``█``
+on the wire (and the client's own work). A row's limiter, connection and
+backoff waits are drawn first, in that order, then its wire time: at one
 cell per column, the sums are what can be read, not the order of a retried
 row's attempts.
 
@@ -101,13 +102,16 @@ def waterfall(row: Row, timeline: Timeline, width: int) -> list[Segment]:
         phases = row.phases
         if phases is not None and row.finished_s is not None:
             # The last cell stays a bar: every finished row shows its time on the wire.
-            limiter_end = row.started_s + phases.wait_limiter_s
-            limited = min(end, timeline.column(limiter_end, width))
-            backed_off = min(end, timeline.column(limiter_end + phases.backoff_s, width))
-            for i in range(start, limited):
-                chars[i] = LIMITER
-            for i in range(limited, backed_off):
-                chars[i] = BACKOFF
+            at = row.started_s
+            for glyph, seconds, glyph_style in (
+                (LIMITER, phases.wait_limiter_s, style),
+                (WAIT, phases.connect_s, WAIT_STYLE),
+                (BACKOFF, phases.backoff_s, style),
+            ):
+                first = min(end, timeline.column(at, width))
+                at += seconds
+                for i in range(first, min(end, timeline.column(at, width))):
+                    chars[i], styles[i] = glyph, glyph_style
     if row.delivered_s is not None:
         at = timeline.column(row.delivered_s, width)
         chars[at], styles[at] = DELIVERED, DELIVERED_STYLE
