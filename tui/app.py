@@ -593,6 +593,7 @@ class FanoutApp(App[int]):
         rows: list[Row] = feed.take(ROWS_PER_TICK)
         self.query_one(ResultsTable).show_progress(rows, feed.run.elapsed)
         feed.take_deliveries()
+        feed.sample_now()
         self.query_one(StatsBar).show(feed.snapshot())
         if self._ticks % CHART_EVERY == 0:
             self.query_one(InFlightChart).redraw(now=feed.run.elapsed)

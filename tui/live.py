@@ -95,6 +95,8 @@ class RunFeed:
         """(elapsed, requests on the wire) at every start and finish: the chart's step line."""
         self.limits: list[tuple[float, int]] = []
         """(elapsed, the adaptive strategy's limit) at every start and finish."""
+        self._last_value = 0
+        """In flight at the last sample (``samples`` keeps peaks, not this)."""
         self._unsubscribe = run.subscribe(self.on_event)
 
     def on_event(self, event: Event) -> None:
@@ -123,12 +125,18 @@ class RunFeed:
 
     def _sample(self, at: float) -> None:
         """One point per few milliseconds is all a chart can show: keep the peak."""
-        value = self.run.in_flight
+        value = self._last_value = self.run.in_flight
         last_at, last_value = self.samples[-1]
         if at - last_at < SAMPLE_SECONDS and len(self.samples) > 1:
             self.samples[-1] = (last_at, max(last_value, value))
         else:
             self.samples.append((at, value))
+
+    def sample_now(self) -> None:
+        """A point between row events: a request goes on the wire when the rate
+        limiter or the pool lets it, which no row event marks."""
+        if self.run.is_running and self.run.in_flight != self._last_value:
+            self._sample(self.run.elapsed)
 
     def take(self, budget: int) -> list[Row]:
         """Up to ``budget`` newly finished rows, oldest first."""
