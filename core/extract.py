@@ -12,8 +12,9 @@ each request:
   spending budget checked before every attempt;
 - every HTTP attempt counted (instructor's re-asks included), its 429s
   counted, and the tokens and cost of all attempts summed, failed ones too;
-- where the row's time went (limiter, wire, client, backoff; ``core.phases``),
-  and how many of its requests are on the wire at once (``Extractor.wire``).
+- where the row's time went (limiter, connection, wire, client, backoff;
+  ``core.phases``), and how many requests are on the wire at once
+  (``Extractor.wire``).
 """
 
 from __future__ import annotations
@@ -245,17 +246,17 @@ class Extractor:
             clock.stop()
             stop_listening(token)
 
-    def _failed(self, failure: Failure, tally: RowClock, usage: list[int]) -> ExtractionFailed:
+    def _failed(self, failure: Failure, row: RowClock, usage: list[int]) -> ExtractionFailed:
         return ExtractionFailed(
             failure,
-            tally.attempts,
+            row.attempts,
             usage[0],
             usage[1],
-            tally.rate_limited,
+            row.rate_limited,
             self.cost(usage[0], usage[1]),
         )
 
-    def _reserve(self, estimate: int, tally: RowClock, usage: list[int]) -> float:
+    def _reserve(self, estimate: int, row: RowClock, usage: list[int]) -> float:
         if self.budget is None or self.price is None:
             return 0.0
         reserve = self.cost(estimate - self._completion_estimate, self._completion_estimate)
@@ -265,7 +266,7 @@ class Extractor:
                 f"budget of ${self.budget.limit_usd:.4f} reached "
                 f"(spent ${self.budget.spent_usd:.4f}); not sent",
             )
-            raise self._failed(failure, tally, usage)
+            raise self._failed(failure, row, usage)
         return reserve
 
     def _settle(self, reserved: float, prompt_tokens: int, completion_tokens: int) -> None:
