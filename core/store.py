@@ -475,23 +475,26 @@ class Store:
                         conn.execute("ROLLBACK")
                     raise
                 version = self._version()
-            if version is not None and version < SCHEMA_VERSION:
-                self._migrate()
-                version = self._version()
             if version is None or version > SCHEMA_VERSION:
                 raise StoreError(
                     f"store {self.path} was written by a newer fanout (schema version "
                     f"{version}; this one reads up to {SCHEMA_VERSION}); upgrade fanout or "
                     "use --store with another file"
                 )
+            # By the columns, not only the version: a store at this version number can
+            # come from a build that added other columns (two branches each bumping it).
+            if version < SCHEMA_VERSION or self._missing_row_columns():
+                self._migrate()
+
+    def _missing_row_columns(self) -> list[tuple[str, str]]:
+        have = {str(info[1]) for info in self._conn.execute("PRAGMA table_info(rows)")}
+        return [column for column in _ADDED_ROW_COLUMNS if column[0] not in have]
 
     def _migrate(self) -> None:
         """Bring an older store up to ``SCHEMA_VERSION`` in place (columns only ever added)."""
         with self.transaction() as conn:
-            have = {str(info[1]) for info in conn.execute("PRAGMA table_info(rows)")}
-            for name, declaration in _ADDED_ROW_COLUMNS:
-                if name not in have:
-                    conn.execute(f"ALTER TABLE rows ADD COLUMN {name} {declaration}")
+            for name, declaration in self._missing_row_columns():  # again, inside: a race
+                conn.execute(f"ALTER TABLE rows ADD COLUMN {name} {declaration}")
             conn.execute(
                 "INSERT INTO schema_version (version, applied_at) SELECT ?, ? "
                 "WHERE NOT EXISTS (SELECT 1 FROM schema_version WHERE version >= ?)",

@@ -416,3 +416,25 @@ def test_process_alive() -> None:
     child.wait()
     assert not process_alive(child.pid, here, None)
     assert process_alive(child.pid, "some-other-host", None)  # cannot tell: assume running
+
+
+def test_a_store_at_this_version_without_the_column_gains_it(tmp_path: Path) -> None:
+    # Another build bumped the version too, with columns of its own and not this one.
+    path = tmp_path / "runs.sqlite3"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE rows DROP COLUMN timeline_json")
+    conn.execute("ALTER TABLE rows ADD COLUMN extra_json TEXT")
+    conn.commit()
+    conn.close()
+    with Store(path) as store:
+        run_id = store.create_run(meta(), records(1))
+        row = Row(0, "0", "t", Status.OK, data={"name": "x", "age": 1}, phases=Phases(wire_s=0.8))
+        store.write_rows([row_params(run_id, 0, row)])
+        assert store.load_rows(run_id)[0].phases == Phases(wire_s=0.8)
+    conn = sqlite3.connect(path)
+    columns = [info[1] for info in conn.execute("PRAGMA table_info(rows)")]
+    versions = [v for (v,) in conn.execute("SELECT version FROM schema_version")]
+    conn.close()
+    assert "extra_json" in columns and "timeline_json" in columns
+    assert versions == [SCHEMA_VERSION]
