@@ -4,9 +4,9 @@ The runner gives each strategy an ``extract`` that never raises: it times
 the row (started, finished; every row is queued at the start; where the
 time went in between is the extract's ``Phases``), turns failures into row
 errors, and emits events. "In flight" counts requests on the wire (the
-extract's ``WireGauge``), not rows holding a semaphore slot. The strategy decides only
-*when* rows are sent and *when* their results are handed back; the runner
-stamps that hand-over as "delivered".
+extract's ``WireGauge``), not rows holding a semaphore slot. The strategy
+decides only *when* rows are sent and *when* their results are handed back;
+the runner stamps that hand-over as "delivered".
 
 Stopping is graceful: ``stop()`` lets no new request start and cancels the
 ones in flight; every row ends ok, failed or cancelled, and rows that
@@ -246,7 +246,10 @@ class Run:
         self._active.add(task)
         row.status = Status.RUNNING
         row.started_s = self.now()
-        phases = row.phases = Phases(wait_sem_s=row.started_s - (row.queued_s or 0.0))
+        started, queued = row.started_s, row.queued_s
+        # Queued at 0 (every row is): the wait is the start itself, the same float object
+        # (24 bytes a row fewer at 100,000 rows).
+        phases = row.phases = Phases(wait_sem_s=started - queued if queued else started)
         if self._extract_times_wire:
             self._wire.sent()
         self._emit(RowStarted(row.index, row.started_s))
