@@ -195,6 +195,9 @@ class _Slot:
         latency = self.limit._clock() - self.sent_at
         self.limit.observe(self.seq, status, latency, headers)
 
+    def on_connected(self) -> None:
+        return None
+
 
 async def adaptive(
     records: Sequence[Record],

@@ -12,17 +12,19 @@ import asyncio
 import functools
 import os
 import ssl
+import weakref
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx2 as httpx
 import instructor
 import openai
 from openai._base_client import Platform, get_platform
 
 from core.errors import ConfigError
-from core.signals import Pacer, event_hooks
+from core.signals import Pacer, connected_hook, event_hooks
 
 OPENAI_URL = "https://api.openai.com/v1"
 LOCAL_MODEL = "fanout-sim"
@@ -163,12 +165,59 @@ def build_openai(
         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0), pool=None),
         event_hooks=event_hooks(pacer, max_answer_bytes),
     )
-    return openai.AsyncOpenAI(
+    traced = _trace_connections(http_client)
+    client = openai.AsyncOpenAI(
         base_url=endpoint.base_url,
         api_key=endpoint.api_key,
         max_retries=0,
         http_client=http_client,
     )
+    if traced:
+        _TRACED.add(client)
+    return client
+
+
+_TRACED: weakref.WeakSet[openai.AsyncOpenAI] = weakref.WeakSet()
+
+
+def traces_connections(client: openai.AsyncOpenAI) -> bool:
+    """Whether the client reports when each request has its connection (see below)."""
+    return client in _TRACED
+
+
+def connection_trace() -> aiohttp.TraceConfig:
+    """aiohttp's pool reports when a request has its connection (``core.signals``):
+    an idle one reused at once, or one it waited for or had to set up."""
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_reuseconn.append(connected_hook)
+    trace.on_connection_create_end.append(connected_hook)
+    return trace
+
+
+def _trace_connections(http_client: httpx.AsyncClient) -> bool:
+    """Build the aiohttp session under the SDK's transport with ``connection_trace``.
+
+    The SDK's aiohttp transport makes its session on first use, from a
+    factory when ``client`` is one: this factory builds the same connector
+    (pool size, keep-alive, TLS context) plus the trace. A transport of
+    another shape is left alone (its rows then count connecting as wire).
+    """
+    transport = getattr(http_client, "_transport", None)
+    limits = getattr(transport, "limits", None)
+    if transport is None or getattr(transport, "client", True) is not None or limits is None:
+        return False
+    ssl_context = getattr(transport, "ssl_context", True)
+
+    def session() -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=100 if limits.max_connections is None else limits.max_connections,
+            keepalive_timeout=limits.keepalive_expiry,
+            ssl=ssl_context,
+        )
+        return aiohttp.ClientSession(connector=connector, trace_configs=[connection_trace()])
+
+    transport.client = session
+    return True
 
 
 @functools.cache

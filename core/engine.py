@@ -231,6 +231,7 @@ class Engine:
             max_error_rate=max_error_rate,
             secrets=self.endpoint.secrets,
             keep_values=keep_values,
+            wire=extractor.wire,
         )
         try:
             yield run

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class RowStarted:
-    """A row's request was sent (its first attempt began)."""
+    """A row got its turn from the strategy (its semaphore slot); its request may still
+    wait for the client-side rate limiter before it is sent (see ``Row.phases``)."""
 
     index: int
     at: float

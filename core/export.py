@@ -1,7 +1,8 @@
 """Write results (and run summaries) to CSV or JSONL, safely.
 
 - One row per record, in the layout of ``core.layout``: fanout's own columns
-  (``id``, ``text``, ``status``, ``error``, timings, attempts, tokens, cost),
+  (``id``, ``text``, ``status``, ``error``, timings, attempts, tokens, cost, and
+  where the row's time went, ``TIMELINE_COLUMNS``),
   the input's other columns as ``input.<column>``, the schema's fields as
   ``data.<field path>`` (nested models flattened with dots; lists, dicts,
   unions and recursive models as one JSON cell). JSONL keeps the structure:
@@ -31,7 +32,7 @@ from pydantic import BaseModel
 
 from core.errors import ExportError
 from core.layout import INPUT_PREFIX, FieldColumn, field_columns, input_columns
-from core.results import Row
+from core.results import PHASE_FIELDS, Row
 from core.stats import RunStats
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "'")
@@ -51,8 +52,12 @@ OWN_AFTER = (
     "completion_tokens",
     "total_tokens",
     "cost_usd",
+    *PHASE_FIELDS,
 )
-"""fanout's columns after them."""
+"""fanout's columns after them; last, where the row's time went (``TIMELINE_COLUMNS``)."""
+TIMELINE_COLUMNS = PHASE_FIELDS
+"""Where each row's time went (``core.results.Phases``): filled by ``timeline_cells``;
+empty for rows stored before they were recorded."""
 GUESSED_COLUMN = "guessed_fields"
 """Written only when some row has fields the endpoint made up (the simulator's placeholders)."""
 OWN_COLUMNS = (*OWN_BEFORE, *OWN_AFTER, GUESSED_COLUMN)
@@ -150,7 +155,16 @@ def own_values(row: Row) -> dict[str, Any]:
         "completion_tokens": row.completion_tokens,
         "total_tokens": row.total_tokens,
         "cost_usd": row.cost_usd,
+        **timeline_cells(row),
     }
+
+
+def timeline_cells(row: Row) -> dict[str, float | int | None]:
+    """``TIMELINE_COLUMNS`` for a row: where its time went; empty when not recorded."""
+    phases = row.phases
+    if phases is None:
+        return dict.fromkeys(TIMELINE_COLUMNS)
+    return {name: getattr(phases, name) for name in TIMELINE_COLUMNS}
 
 
 def results_csv(
@@ -222,6 +236,13 @@ RUN_COLUMNS = (
     "cost_usd",
     "errors_by_kind",
     "stopped_reason",
+    # where the time went besides the wire (core.stats: RunStats' wait figures)
+    "p50_wait_sem_s",
+    "p95_wait_sem_s",
+    "p50_wait_limiter_s",
+    "p95_wait_limiter_s",
+    "backoff_s",
+    "retries_by_kind",
 )
 
 

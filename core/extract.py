@@ -11,7 +11,10 @@ each request:
 - optional client-side rate limits (requests and tokens per minute) and a
   spending budget checked before every attempt;
 - every HTTP attempt counted (instructor's re-asks included), its 429s
-  counted, and the tokens and cost of all attempts summed, failed ones too.
+  counted, and the tokens and cost of all attempts summed, failed ones too;
+- where the row's time went (limiter, connection, wire, client, backoff;
+  ``core.phases``), and how many requests are on the wire at once
+  (``Extractor.wire``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -29,6 +32,7 @@ from openai._models import construct_type
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ValidationError
 
+from core.client import traces_connections
 from core.dataset import Record
 from core.failures import (
     RETRYABLE,
@@ -39,10 +43,11 @@ from core.failures import (
     with_attempts,
 )
 from core.fairshare import FairShare
+from core.phases import RowClock, WireGauge
 from core.prepared import PreparedRequest
 from core.prices import Price
 from core.ratelimit import Budget, ClientRateLimit
-from core.results import ErrorKind
+from core.results import ErrorKind, Phases
 from core.signals import listen, stop_listening
 from core.tokens import estimate_tokens
 
@@ -124,23 +129,6 @@ class RateGate:
             await asyncio.sleep(left)
 
 
-class _Tally:
-    """Counts one row's HTTP attempts and 429s (fed by core.signals)."""
-
-    __slots__ = ("attempts", "rate_limited")
-
-    def __init__(self) -> None:
-        self.attempts = 0
-        self.rate_limited = 0
-
-    def on_request(self) -> None:
-        self.attempts += 1
-
-    def on_response(self, status: int, headers: Mapping[str, str]) -> None:
-        if status == 429:
-            self.rate_limited += 1
-
-
 class Extractor:
     """``await extractor(record)`` -> Extraction, or raises ExtractionFailed.
 
@@ -162,6 +150,7 @@ class Extractor:
         seed: int | None = None,
         fair: FairShare | None = None,
         deadline: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.fair = fair or FairShare()
@@ -175,6 +164,10 @@ class Extractor:
         self.deadline = deadline
         """Seconds one attempt may take, all of it: connecting, headers and the whole body
         (the SDK's own timeout is per read, so a server dripping bytes never hits it)."""
+        self.wire = WireGauge()
+        """This extractor's requests on the wire (sent, no answer's headers yet)."""
+        self._traced = traces_connections(client)
+        self._clock = clock
         self._rng = random.Random(seed)
         self._completion_estimate = max(
             16, estimate_tokens(json.dumps(prepared.schema.model_json_schema())) // 2
@@ -191,9 +184,14 @@ class Extractor:
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return self.price.cost(prompt_tokens, completion_tokens) if self.price else 0.0
 
-    async def __call__(self, record: Record, on_retry: RetryHook | None = None) -> Extraction:
-        tally = _Tally()
-        token = listen(tally)
+    async def __call__(
+        self, record: Record, on_retry: RetryHook | None = None, phases: Phases | None = None
+    ) -> Extraction:
+        """One row; where its time goes is recorded in ``phases`` (see ``core.phases``)."""
+        clock = RowClock(
+            Phases() if phases is None else phases, self.wire, self._clock, traced=self._traced
+        )
+        token = listen(clock)
         usage = [0, 0]
         body = self.prepared.body(record.text)
         failures = invalid = 0
@@ -201,9 +199,10 @@ class Extractor:
             while True:
                 await self.gate.wait()
                 estimate = self.estimate_tokens(record)
-                reserved = self._reserve(estimate, tally, usage)
+                reserved = self._reserve(estimate, clock, usage)
                 if self.limits is not None:
                     await self.limits.acquire(estimate)
+                clock.working()
                 await self.fair.checkpoint()
                 try:
                     async with asyncio.timeout(self.deadline):
@@ -216,6 +215,7 @@ class Extractor:
                     self._settle(reserved, 0, 0)
                     raise
                 except Exception as exc:
+                    clock.failed()
                     self._settle(reserved, 0, 0)
                     failures += 1
                     failure = classify(exc, self.secrets)
@@ -227,12 +227,14 @@ class Extractor:
                         )
                     delay = self._delay(failures, failure)
                     if delay is None:
-                        raise self._failed(self._why_not_retried(failure), tally, usage) from exc
+                        raise self._failed(self._why_not_retried(failure), clock, usage) from exc
                     if failure.kind is ErrorKind.RATE_LIMIT:
                         self.gate.pause(delay)
+                    clock.backing_off(failure.kind)
                     if on_retry is not None:
-                        on_retry(tally.attempts, delay, failure)
+                        on_retry(clock.attempts, delay, failure)
                     await asyncio.sleep(delay)
+                    clock.waiting()
                     continue
                 p, c = _usage_of(completion.usage)
                 usage[0] += p
@@ -247,35 +249,38 @@ class Extractor:
                         failure = Failure(
                             ErrorKind.VALIDATION, f"invalid model output: {validation_detail(exc)}"
                         )
-                        raise self._failed(failure, tally, usage) from exc
+                        raise self._failed(failure, clock, usage) from exc
+                    clock.reasking()
                     body = self.prepared.reask(body, completion, exc)
+                    clock.waiting()
                     continue
                 return Extraction(
                     value=value,
-                    attempts=tally.attempts,
+                    attempts=clock.attempts,
                     prompt_tokens=usage[0],
                     completion_tokens=usage[1],
-                    rate_limited=tally.rate_limited,
+                    rate_limited=clock.rate_limited,
                     cost_usd=self.cost(usage[0], usage[1]),
                     guessed=guessed_fields(completion),
                 )
         finally:
+            clock.stop()
             stop_listening(token)
 
-    def _failed(self, failure: Failure, tally: _Tally, usage: list[int]) -> ExtractionFailed:
+    def _failed(self, failure: Failure, row: RowClock, usage: list[int]) -> ExtractionFailed:
         """The row's end; its text counts the same attempts as the row (5xx, 429, re-asks)."""
         if failure.kind is not ErrorKind.BUDGET:  # a budget stop is "not sent": no count
-            failure = with_attempts(failure, tally.attempts)
+            failure = with_attempts(failure, row.attempts)
         return ExtractionFailed(
             failure,
-            tally.attempts,
+            row.attempts,
             usage[0],
             usage[1],
-            tally.rate_limited,
+            row.rate_limited,
             self.cost(usage[0], usage[1]),
         )
 
-    def _reserve(self, estimate: int, tally: _Tally, usage: list[int]) -> float:
+    def _reserve(self, estimate: int, row: RowClock, usage: list[int]) -> float:
         if self.budget is None or self.price is None:
             return 0.0
         reserve = self.cost(estimate - self._completion_estimate, self._completion_estimate)
@@ -285,7 +290,7 @@ class Extractor:
                 f"budget of ${self.budget.limit_usd:.4f} reached "
                 f"(spent ${self.budget.spent_usd:.4f}); not sent",
             )
-            raise self._failed(failure, tally, usage)
+            raise self._failed(failure, row, usage)
         return reserve
 
     def _settle(self, reserved: float, prompt_tokens: int, completion_tokens: int) -> None:

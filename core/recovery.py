@@ -44,6 +44,7 @@ ROW_FIELDS = (
     "cost_usd",
     "session",
     "guessed_json",
+    "timeline_json",
     "run_id",
     "idx",
 )

@@ -33,8 +33,12 @@ def format_stats_line(stats: RunStats, out: Path | None) -> str:
     line += (
         f" in {stats.elapsed_s:.2f} s ({stats.throughput_rps:.1f} rows/s); "
         f"first result {seconds(stats.first_result_s)}; "
-        f"latency p50 {seconds(stats.p50_latency_s)} p95 {seconds(stats.p95_latency_s)}"
+        f"latency (on the wire) p50 {seconds(stats.p50_latency_s)} "
+        f"p95 {seconds(stats.p95_latency_s)}"
     )
+    waits = format_waits(stats)
+    if waits:
+        line += f"; {waits}"
     if stats.rate_limited:
         line += f"; {stats.achieved_rpm:.0f} ok/min, {stats.share_429:.1%} of attempts got 429"
     if stats.total_tokens:
@@ -43,6 +47,24 @@ def format_stats_line(stats: RunStats, out: Path | None) -> str:
         line += f" (${stats.cost_usd:.4f})"
     if out is not None:
         line += f" -> {out}"
+    return line
+
+
+def format_waits(stats: RunStats) -> str:
+    """The waits that are not latency, e.g. "waits p50 limiter 3.10 s, semaphore 0.20 s"."""
+    parts = []
+    for name, p50 in (
+        ("limiter", stats.p50_wait_limiter_s),
+        ("semaphore", stats.p50_wait_sem_s),
+    ):
+        if p50 is not None and p50 >= 0.005:
+            parts.append(f"{name} {seconds(p50)}")
+    line = f"waits p50 {', '.join(parts)}" if parts else ""
+    if stats.backoff_s >= 0.005:
+        line += ("; " if line else "") + f"backoff {seconds(stats.backoff_s)} in all"
+    if stats.retries_by_kind:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(stats.retries_by_kind.items()))
+        line += ("; " if line else "") + f"retries {kinds}"
     return line
 
 
@@ -97,6 +119,10 @@ def stats_table(stats: Sequence[RunStats], ideal: Sequence[float | None] | None 
     table.add_column("p50", justify="right")
     table.add_column("p95", justify="right")
     table.add_column("max in flight", justify="right")
+    table.add_column("sem wait p50", justify="right")
+    rate_waits = any((item.p50_wait_limiter_s or 0) > 0 for item in stats)
+    if rate_waits:
+        table.add_column("limiter wait p50", justify="right")
     cancelled = any(item.cancelled for item in stats)
     if cancelled:
         table.add_column("cancelled", justify="right")
@@ -121,7 +147,10 @@ def stats_table(stats: Sequence[RunStats], ideal: Sequence[float | None] | None 
             seconds(item.p50_latency_s),
             seconds(item.p95_latency_s),
             str(item.max_in_flight),
+            seconds(item.p50_wait_sem_s),
         ]
+        if rate_waits:
+            cells.append(seconds(item.p50_wait_limiter_s))
         if cancelled:
             cells.append(str(item.cancelled))
         if limited:

@@ -47,6 +47,84 @@ class ErrorKind(StrEnum):
 
 
 @dataclass(slots=True)
+class Phases:
+    """Where one row's time went, in seconds, summed over its attempts.
+
+    In the order a row lives them: its turn (the strategy's semaphore or the
+    adaptive limit), then per attempt the client-side rate limiter (and the
+    run-wide pause after a 429), the client's own work building the request,
+    waiting for a connection (the pool's queue, a new connection's set-up),
+    the wire (request sent -> answer headers), the client reading and
+    validating the answer, and, before a retry, the backoff. ``latency`` is
+    wire time only.
+    """
+
+    wait_sem_s: float = 0.0
+    """Waiting for the strategy's semaphore / adaptive slot (``started_s - queued_s``)."""
+    wait_limiter_s: float = 0.0
+    """Waiting for the client-side rpm/tpm limiter, or the run-wide pause after a 429."""
+    connect_s: float = 0.0
+    """Waiting for a connection: the pool's queue, or a new connection's set-up (TCP, TLS)."""
+    wire_s: float = 0.0
+    """On the wire: request sent -> answer headers (or the failure), every attempt,
+    less ``connect_s``."""
+    client_s: float = 0.0
+    """The client's own work: building requests, reading and validating answers."""
+    backoff_s: float = 0.0
+    """Sleeping between a failed attempt and the next."""
+    retries_network: int = 0
+    """Retries after a timeout or a dropped / refused connection."""
+    retries_429: int = 0
+    retries_5xx: int = 0
+    retries_invalid: int = 0
+    """Re-asks after an answer that did not validate."""
+
+    @property
+    def retries(self) -> int:
+        return self.retries_network + self.retries_429 + self.retries_5xx + self.retries_invalid
+
+    @property
+    def waited_s(self) -> float:
+        """Time not spent on the request itself: semaphore, limiter, backoff."""
+        return self.wait_sem_s + self.wait_limiter_s + self.backoff_s
+
+    def to_dict(self) -> dict[str, float | int]:
+        """The fields that are not zero (what the store keeps), exactly: an export from the
+        store must equal the run's own export."""
+        out: dict[str, float | int] = {}
+        for name in PHASE_FIELDS:
+            value = getattr(self, name)
+            if value:
+                out[name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Phases:
+        """Back from ``to_dict`` (unknown keys and wrong types are ignored)."""
+        phases = cls()
+        for name in PHASE_FIELDS:
+            value = data.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                setattr(phases, name, int(value) if name.startswith("retries") else float(value))
+        return phases
+
+
+PHASE_FIELDS = (
+    "wait_sem_s",
+    "wait_limiter_s",
+    "connect_s",
+    "wire_s",
+    "client_s",
+    "backoff_s",
+    "retries_network",
+    "retries_429",
+    "retries_5xx",
+    "retries_invalid",
+)
+"""``Phases``' fields, in order: the names the store and the exports use."""
+
+
+@dataclass(slots=True)
 class Row:
     index: int
     id: str
@@ -76,10 +154,23 @@ class Row:
     """Field paths the endpoint says it made up rather than found (the simulator's
     placeholders for a schema its rules do not cover), e.g. ``customer.name``,
     ``line_items[].quantity``."""
+    phases: Phases | None = None
+    """Where the row's time went, once it started (None: not started, or an old store)."""
 
     @property
     def latency_s(self) -> float | None:
-        """Request time: from the first attempt's start to the answer (retries included)."""
+        """Time on the wire (every attempt's request sent -> answer headers).
+
+        Rows without ``phases`` (stored before they were recorded, or run by an
+        extract that does not record them) fall back to started -> finished.
+        """
+        if self.phases is not None and self.finished_s is not None:
+            return self.phases.wire_s
+        return self.span_s
+
+    @property
+    def span_s(self) -> float | None:
+        """From the row's start (its semaphore slot) to its end: waits, retries and all."""
         if self.started_s is None or self.finished_s is None:
             return None
         return self.finished_s - self.started_s

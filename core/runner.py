@@ -1,10 +1,12 @@
 """A Run: one strategy over a set of records, as a stream of events.
 
 The runner gives each strategy an ``extract`` that never raises: it times
-the row (started, finished; every row is queued at the start), turns
-failures into row errors, and emits events. The strategy decides only
-*when* rows are sent and *when* their results are handed back; the runner
-stamps that hand-over as "delivered".
+the row (started, finished; every row is queued at the start; where the
+time went in between is the extract's ``Phases``), turns failures into row
+errors, and emits events. "In flight" counts requests on the wire (the
+extract's ``WireGauge``), not rows holding a semaphore slot. The strategy
+decides only *when* rows are sent and *when* their results are handed back;
+the runner stamps that hand-over as "delivered".
 
 Stopping is graceful: ``stop()`` lets no new request start and cancels the
 ones in flight; every row ends ok, failed or cancelled, and rows that
@@ -34,14 +36,15 @@ from core.events import (
 )
 from core.extract import Extraction, ExtractionFailed, RetryHook
 from core.failures import Failure, classify, redact_data
-from core.results import ErrorKind, Row, Status
+from core.phases import WireGauge
+from core.results import ErrorKind, Phases, Row, Status
 from core.stats import RunStats, compute_stats
 from core.strategies import USES_CONCURRENCY, get_strategy
 
 
 class RowExtract(Protocol):
     def __call__(
-        self, record: Record, on_retry: RetryHook | None = None
+        self, record: Record, on_retry: RetryHook | None = None, phases: Phases | None = None
     ) -> Awaitable[Extraction]: ...
 
 
@@ -61,6 +64,7 @@ class Run:
         secrets: Sequence[str] = (),
         keep_values: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        wire: WireGauge | None = None,
     ) -> None:
         self._strategy = get_strategy(strategy)
         if concurrency < 1:
@@ -89,8 +93,9 @@ class Run:
         self.max_error_rate = max_error_rate
         self.start_time: float | None = None
         self.end_time: float | None = None
-        self.in_flight = 0
-        self.max_in_flight = 0
+        self._wire = wire if wire is not None else WireGauge()
+        self._extract_times_wire = wire is None
+        """An extract that reports no wire (a test's fake): its whole call counts as wire."""
         self.ok = 0
         self.failed = 0
         self.cancelled = 0
@@ -125,6 +130,16 @@ class Run:
     @property
     def elapsed(self) -> float:
         return self.now()
+
+    @property
+    def in_flight(self) -> int:
+        """Requests on the wire now: sent, answer's headers not yet in. Rows waiting for
+        the semaphore, the rate limiter or a backoff are not in flight."""
+        return self._wire.in_flight
+
+    @property
+    def max_in_flight(self) -> int:
+        return self._wire.max_in_flight
 
     @property
     def finished(self) -> int:
@@ -239,8 +254,12 @@ class Run:
         self._active.add(task)
         row.status = Status.RUNNING
         row.started_s = self.now()
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        started, queued = row.started_s, row.queued_s
+        # Queued at 0 (every row is): the wait is the start itself, the same float object
+        # (24 bytes a row fewer at 100,000 rows).
+        phases = row.phases = Phases(wait_sem_s=started - queued if queued else started)
+        if self._extract_times_wire:
+            self._wire.sent()
         self._emit(RowStarted(row.index, row.started_s))
 
         stop_for: str | None = None
@@ -250,7 +269,7 @@ class Run:
             self._emit(RowRetrying(row.index, self.now(), attempt, delay, failure.message))
 
         try:
-            result = await self._extract(record, on_retry)
+            result = await self._extract(record, on_retry, phases)
         except asyncio.CancelledError:
             self._cancel_row(row)
             if not self._stopping or task is self._main and self._main.cancelling() > 1:
@@ -291,8 +310,10 @@ class Run:
             self.ok += 1
         finally:
             self._active.discard(task)
-            self.in_flight -= 1
             row.finished_s = self.now()
+            if self._extract_times_wire:
+                self._wire.answered()
+                phases.wire_s = row.finished_s - row.started_s
         self._emit(RowFinished(row.index, row.finished_s))
         if stop_for is not None:
             self.stop(stop_for)

@@ -7,6 +7,10 @@ the SDK: the extractor counts a row's attempts and 429s this way, and the
 adaptive strategy learns the server's ``x-ratelimit-*`` budget the moment a
 response arrives, not when the row finally finishes.
 
+The client's connection pool reports here too (``connected_hook``, an
+aiohttp trace callback): until a request has its connection (from the
+pool's queue, or newly set up) it is not yet on the wire.
+
 A run's client can also pace answers here (``event_hooks(pacer)``): once an
 answer's headers are in, the SDK reads and wraps the body, half of what an
 answer costs the client, and with a pacer that work takes its turn like the
@@ -75,6 +79,10 @@ class Listener(Protocol):
 
     def on_response(self, status: int, headers: Mapping[str, str]) -> None: ...
 
+    def on_connected(self) -> None:
+        """The request has its connection (reused, or made after a wait): it goes on the
+        wire. Only clients that report connections call it (``core.client``)."""
+
 
 _listeners: contextvars.ContextVar[tuple[Listener, ...]] = contextvars.ContextVar(
     "fanout_http_listeners", default=()
@@ -101,6 +109,11 @@ async def response_hook(response: Any) -> None:
         status, headers = response.status_code, response.headers
         for listener in listeners:
             listener.on_response(status, headers)
+
+
+async def connected_hook(*_trace: Any) -> None:
+    for listener in _listeners.get():
+        listener.on_connected()
 
 
 class _LimitedBody(httpx.AsyncByteStream):

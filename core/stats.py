@@ -9,6 +9,9 @@ from typing import Any
 
 from core.results import Row, Status
 
+RETRY_KINDS = ("network", "429", "5xx", "invalid")
+"""``RunStats.retries_by_kind``' keys, from ``Phases``' retry counters."""
+
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
     """Linear-interpolated percentile (q in [0, 100]) of already sorted values."""
@@ -42,6 +45,8 @@ class RunStats:
     first_finished_s: float | None
     """When the first request completed."""
     p50_latency_s: float | None
+    """Latency is time on the wire (request sent -> answer headers, every attempt):
+    waits for the semaphore, the rate limiter and backoffs are the ``*_wait_*`` figures."""
     p95_latency_s: float | None
     mean_latency_s: float | None
     throughput_rps: float
@@ -55,6 +60,16 @@ class RunStats:
     cost_usd: float
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     stopped_reason: str | None = None
+    p50_wait_sem_s: float | None = None
+    """How long finished rows waited for their semaphore slot (None: not recorded)."""
+    p95_wait_sem_s: float | None = None
+    p50_wait_limiter_s: float | None = None
+    """How long finished rows waited for the client-side rate limiter (or a 429 pause)."""
+    p95_wait_limiter_s: float | None = None
+    backoff_s: float = 0.0
+    """Seconds all rows slept between a failed attempt and the next."""
+    retries_by_kind: dict[str, int] = field(default_factory=dict)
+    """Retries after: ``network`` (timeout, connection), ``429``, ``5xx``, ``invalid``."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -92,6 +107,10 @@ def compute_stats(
     # One pass: at the end of a 10,000-row run this runs on the dashboard's loop, and
     # ten generator passes over the rows held it for ~25 ms.
     latencies: list[float] = []
+    sem_waits: list[float] = []
+    limiter_waits: list[float] = []
+    backoff_s = 0.0
+    retries = [0, 0, 0, 0]
     first_delivered: float | None = None
     first_finished: float | None = None
     ok = failed = cancelled = attempts = prompt_tokens = completion_tokens = 0
@@ -103,12 +122,22 @@ def compute_stats(
         prompt_tokens += row.prompt_tokens
         completion_tokens += row.completion_tokens
         cost_usd += row.cost_usd
+        phases = row.phases
+        if phases is not None and status is not Status.CANCELLED:
+            sem_waits.append(phases.wait_sem_s)
+            limiter_waits.append(phases.wait_limiter_s)
+            backoff_s += phases.backoff_s
+            retries[0] += phases.retries_network
+            retries[1] += phases.retries_429
+            retries[2] += phases.retries_5xx
+            retries[3] += phases.retries_invalid
         if status is Status.OK:
             ok += 1
-            started, finished, delivered = row.started_s, row.finished_s, row.delivered_s
+            finished, delivered = row.finished_s, row.delivered_s
             if finished is not None:
-                if started is not None:
-                    latencies.append(finished - started)
+                latency = row.latency_s
+                if latency is not None:
+                    latencies.append(latency)
                 if first_finished is None or finished < first_finished:
                     first_finished = finished
             if delivered is not None and (first_delivered is None or delivered < first_delivered):
@@ -121,6 +150,8 @@ def compute_stats(
         elif status is Status.CANCELLED:
             cancelled += 1
     latencies.sort()
+    sem_waits.sort()
+    limiter_waits.sort()
     return RunStats(
         strategy=strategy,
         concurrency=concurrency,
@@ -143,4 +174,10 @@ def compute_stats(
         cost_usd=cost_usd,
         errors_by_kind=errors,
         stopped_reason=stopped_reason,
+        p50_wait_sem_s=percentile(sem_waits, 50),
+        p95_wait_sem_s=percentile(sem_waits, 95),
+        p50_wait_limiter_s=percentile(limiter_waits, 50),
+        p95_wait_limiter_s=percentile(limiter_waits, 95),
+        backoff_s=backoff_s,
+        retries_by_kind={kind: n for kind, n in zip(RETRY_KINDS, retries, strict=True) if n},
     )

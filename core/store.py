@@ -17,7 +17,7 @@ Tables (schema version ``SCHEMA_VERSION``, kept in ``schema_version``):
   (``extra_json``), updated as rows finish.
 
 A store of an older schema version is brought up to date when opened
-(``MIGRATIONS``, one transaction); a newer one is refused.
+(the columns of ``_ADDED_ROW_COLUMNS`` it lacks, one transaction); a newer one is refused.
 
 The status stored is ``running``, ``finished`` or ``cancelled``. A run whose
 process died stays ``running`` in the file; readers report it as
@@ -45,10 +45,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from core.dataset import Record
 from core.errors import StoreError
-from core.results import NO_EXTRA, ErrorKind, Row, Status
+from core.results import NO_EXTRA, ErrorKind, Phases, Row, Status
 from core.strategies import USES_CONCURRENCY
 
 SCHEMA_VERSION = 2
+"""1: the first. 2: ``rows`` gains ``extra_json`` (the input's other columns),
+``guessed_json`` (fields the endpoint made up) and ``timeline_json`` (where each row's
+time went, ``Phases``)."""
 STORE_ENV = "FANOUT_STORE"
 STORE_FILENAME = "runs.sqlite3"
 BUSY_TIMEOUT_S = 5.0
@@ -108,19 +111,19 @@ CREATE TABLE IF NOT EXISTS rows (
     session           INTEGER NOT NULL DEFAULT 0,
     extra_json        TEXT,
     guessed_json      TEXT,
+    timeline_json     TEXT,
     PRIMARY KEY (run_id, idx)
 );
 CREATE INDEX IF NOT EXISTS rows_status ON rows (run_id, status);
 """
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {
-    2: (
-        # the input's other columns, and the fields an endpoint said it made up
-        "ALTER TABLE rows ADD COLUMN extra_json TEXT",
-        "ALTER TABLE rows ADD COLUMN guessed_json TEXT",
-    ),
-}
-"""What brings a store from the version before each key up to that version."""
+_ADDED_ROW_COLUMNS = (
+    ("extra_json", "TEXT"),
+    ("guessed_json", "TEXT"),
+    ("timeline_json", "TEXT"),
+)
+"""Columns ``rows`` gained after schema version 1; ``Store._migrate`` adds them to an
+older store (each only if missing, so the steps can come in any order)."""
 
 _RUN_COLUMNS = (
     "id, created_at, ended_at, status, pid, host, proc_start, dataset_path, dataset_name, "
@@ -130,12 +133,12 @@ _RUN_COLUMNS = (
 _ROW_COLUMNS = (
     "idx, record_id, text, status, data_json, error, error_kind, queued_s, started_s, "
     "finished_s, delivered_s, attempts, prompt_tokens, completion_tokens, cost_usd, "
-    "extra_json, guessed_json"
+    "extra_json, guessed_json, timeline_json"
 )
 _UPDATE_ROW = (
     "UPDATE rows SET status = ?, data_json = ?, error = ?, error_kind = ?, queued_s = ?, "
     "started_s = ?, finished_s = ?, delivered_s = ?, attempts = ?, prompt_tokens = ?, "
-    "completion_tokens = ?, cost_usd = ?, session = ?, guessed_json = ? "
+    "completion_tokens = ?, cost_usd = ?, session = ?, guessed_json = ?, timeline_json = ? "
     "WHERE run_id = ? AND idx = ?"
 )
 _UPDATE_DELIVERED = "UPDATE rows SET delivered_s = ? WHERE run_id = ? AND idx = ?"
@@ -359,6 +362,7 @@ def row_params(run_id: str, idx: int, row: Row, session: int = 0) -> RowParams:
         row.cost_usd,
         session,
         _dumps(list(row.guessed)) if row.guessed else None,
+        None if row.phases is None else _dumps(row.phases.to_dict()),
         run_id,
         idx,
     )
@@ -383,7 +387,7 @@ def _status(value: str) -> Status:
 def _row_from_sql(values: Sequence[Any]) -> Row:
     (idx, record_id, text, status, data_json, error, error_kind, queued_s, started_s) = values[:9]
     (finished_s, delivered_s, attempts, prompt_tokens, completion_tokens, cost_usd) = values[9:15]
-    extra_json, guessed_json = values[15:17]
+    extra_json, guessed_json, timeline_json = values[15:18]
     data = None
     if data_json is not None:
         try:
@@ -412,7 +416,13 @@ def _row_from_sql(values: Sequence[Any]) -> Row:
         cost_usd=cost_usd or 0.0,
         extra=_loads_dict(extra_json) or NO_EXTRA,
         guessed=_loads_paths(guessed_json),
+        phases=_phases(timeline_json),
     )
+
+
+def _phases(timeline_json: str | None) -> Phases | None:
+    loaded = _loads_dict(timeline_json)
+    return None if loaded is None else Phases.from_dict(loaded)
 
 
 def _loads_paths(text: str | None) -> tuple[str, ...]:
@@ -502,34 +512,31 @@ class Store:
                         conn.execute("ROLLBACK")
                     raise
                 version = self._version()
-            if version is not None and version < SCHEMA_VERSION:
-                version = self._migrate()
             if version is None or version > SCHEMA_VERSION:
                 raise StoreError(
                     f"store {self.path} was written by a newer fanout (schema version "
                     f"{version}; this one reads up to {SCHEMA_VERSION}); upgrade fanout or "
                     "use --store with another file"
                 )
+            # By the columns, not only the version: a store at this version number can
+            # come from a build that added other columns (two branches each bumping it).
+            if version < SCHEMA_VERSION or self._missing_row_columns():
+                self._migrate()
 
-    def _migrate(self) -> int | None:
-        """Apply the migrations this store lacks, in one transaction; the new version."""
-        conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            version = self._version() or SCHEMA_VERSION  # another process may have done it
-            for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[target]:
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
-                    (target, utc_now().isoformat(timespec="seconds")),
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return self._version()
+    def _missing_row_columns(self) -> list[tuple[str, str]]:
+        have = {str(info[1]) for info in self._conn.execute("PRAGMA table_info(rows)")}
+        return [column for column in _ADDED_ROW_COLUMNS if column[0] not in have]
+
+    def _migrate(self) -> None:
+        """Bring an older store up to ``SCHEMA_VERSION`` in place (columns only ever added)."""
+        with self.transaction() as conn:
+            for name, declaration in self._missing_row_columns():  # again, inside: a race
+                conn.execute(f"ALTER TABLE rows ADD COLUMN {name} {declaration}")
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_at) SELECT ?, ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM schema_version WHERE version >= ?)",
+                (SCHEMA_VERSION, utc_now().isoformat(timespec="seconds"), SCHEMA_VERSION),
+            )
 
     def _version(self) -> int | None:
         has_table = self._conn.execute(

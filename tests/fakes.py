@@ -9,7 +9,7 @@ from core.dataset import Record
 from core.extract import Extraction, ExtractionFailed, RetryHook
 from core.failures import Failure
 from core.models import Person
-from core.results import ErrorKind
+from core.results import ErrorKind, Phases
 
 ARTICLE_PEOPLE: list[tuple[str, int]] = [
     ("John", 20),
@@ -36,7 +36,9 @@ class FakeExtract:
     max_in_flight: int = 0
     calls: list[int] = field(default_factory=list)
 
-    async def __call__(self, record: Record, on_retry: RetryHook | None = None) -> Extraction:
+    async def __call__(
+        self, record: Record, on_retry: RetryHook | None = None, phases: Phases | None = None
+    ) -> Extraction:
         delay = self.delays[len(self.calls) if self.by_call_order else record.index]
         self.calls.append(record.index)
         self.in_flight += 1

@@ -14,10 +14,17 @@ import pytest
 from pydantic import BaseModel
 
 from core.errors import ExportError
-from core.export import OWN_AFTER, data_cell, export_results, export_runs, safe_cell
+from core.export import (
+    OWN_AFTER,
+    TIMELINE_COLUMNS,
+    data_cell,
+    export_results,
+    export_runs,
+    safe_cell,
+)
 from core.layout import field_columns
 from core.models import Address, Contact, Person
-from core.results import ErrorKind, Row, Status
+from core.results import ErrorKind, Phases, Row, Status
 from core.stats import compute_stats
 
 
@@ -220,6 +227,7 @@ def test_runs_table_export(tmp_path: Path) -> None:
     assert rows[0]["run"] == "1" and rows[0]["strategy"] == "gather"
     assert rows[0]["ok"] == "1" and rows[0]["failed"] == "1"
     assert json.loads(rows[0]["errors_by_kind"]) == {"429": 1}
+    assert rows[0]["p50_wait_limiter_s"] == ""  # these rows recorded no phases
 
 
 def test_unwritable_targets_are_one_export_error(tmp_path: Path) -> None:
@@ -231,3 +239,33 @@ def test_unwritable_targets_are_one_export_error(tmp_path: Path) -> None:
     target.mkdir()
     with pytest.raises(ExportError):
         export_results(make_rows(), Person, target)
+
+
+def test_runs_table_export_has_the_wait_figures(tmp_path: Path) -> None:
+    rows = make_rows()
+    rows[0].phases = Phases(wait_sem_s=0.5, wait_limiter_s=3.1, wire_s=0.2, backoff_s=1.0)
+    rows[0].phases.retries_5xx = 1
+    stats = compute_stats(
+        rows, strategy="gather", concurrency=None, elapsed_s=0.3, max_in_flight=1, rate_limited=0
+    )
+    path = export_runs([stats], tmp_path / "runs.csv")
+    with path.open(encoding="utf-8", newline="") as handle:
+        (exported,) = list(csv.DictReader(handle))
+    assert exported["p50_wait_limiter_s"] == "3.1" and exported["p50_wait_sem_s"] == "0.5"
+    assert exported["backoff_s"] == "1" and json.loads(exported["retries_by_kind"]) == {"5xx": 1}
+
+
+def test_the_time_line_columns_carry_each_rows_phases(tmp_path: Path) -> None:
+    rows = make_rows()
+    rows[1].phases = Phases(wait_sem_s=0.5, wait_limiter_s=3.1, wire_s=0.8, retries_429=3)
+    path = export_results(rows, Person, tmp_path / "out.csv")
+    with path.open(encoding="utf-8", newline="") as handle:
+        exported = list(csv.DictReader(handle))
+    assert list(exported[0])[-len(TIMELINE_COLUMNS) :] == list(TIMELINE_COLUMNS)
+    assert exported[0]["wire_s"] == "" and exported[0]["retries_429"] == ""  # not recorded
+    assert exported[1]["wait_limiter_s"] == "3.1" and exported[1]["wire_s"] == "0.8"
+    assert exported[1]["retries_429"] == "3" and exported[1]["backoff_s"] == "0"
+    lines = export_results(rows, Person, tmp_path / "out.jsonl").read_text().splitlines()
+    second = json.loads(lines[1])
+    assert second["wait_sem_s"] == 0.5 and second["retries_429"] == 3
+    assert json.loads(lines[0])["wire_s"] is None

@@ -58,7 +58,7 @@ async def test_a_slow_or_broken_body_ends_within_the_attempt_deadlines(behaviour
         assert row.status is Status.FAILED and row.error_kind is ErrorKind.TIMEOUT
         assert row.attempts == RETRIES + 1
         assert f"no complete answer within {TIMEOUT:g} s" in (row.error or "")
-        assert row.latency_s is not None and row.latency_s >= (RETRIES + 1) * TIMEOUT * 0.9
+        assert row.span_s is not None and row.span_s >= (RETRIES + 1) * TIMEOUT * 0.9
 
 
 @pytest.mark.parametrize(

@@ -413,6 +413,19 @@ async def test_max_concurrency_answers_429() -> None:
     assert app.in_flight == 0
 
 
+async def test_health_reports_the_most_requests_seen_at_once_refused_ones_too() -> None:
+    app = create_app(ServerConfig(latency=0.2, jitter=0, max_concurrency=2))
+    await asyncio.gather(
+        *(call(app, "POST", "/v1/chat/completions", person_tools_body()) for _ in range(3))
+    )
+    await call(app, "POST", "/v1/chat/completions", person_tools_body())  # alone: no new peak
+    status, _, body = await call(app, "GET", "/health")
+    health = json.loads(body)
+    assert status == 200
+    assert health["max_open_requests"] == 3
+    assert health["open_requests"] == 0
+
+
 # ---------------------------------------------------------------------------
 # Faults at rate 1.0
 # ---------------------------------------------------------------------------

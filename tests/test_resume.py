@@ -348,6 +348,7 @@ def test_export_falls_back_when_the_schema_is_gone(
                     0.0,
                     0,
                     None,
+                    None,
                     run_id,
                     0,
                 )

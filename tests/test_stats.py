@@ -7,7 +7,8 @@ import statistics
 
 import pytest
 
-from core.results import ErrorKind, Row, Status
+from core.report import format_stats_line
+from core.results import ErrorKind, Phases, Row, Status
 from core.stats import compute_stats
 
 
@@ -66,3 +67,46 @@ def test_no_rows_no_figures() -> None:
     assert stats.ok == stats.records == 0
     assert stats.first_result_s is None and stats.p50_latency_s is None
     assert stats.mean_latency_s is None and stats.throughput_rps == 0.0
+
+
+def test_latency_is_wire_time_and_the_waits_are_their_own_figures() -> None:
+    # Rows that queued behind a 60 rpm limiter: each waited a second more than the last.
+    rows = []
+    for i in range(11):
+        phases = Phases(wait_sem_s=0.1 * i, wait_limiter_s=float(i), wire_s=0.8, client_s=0.01)
+        phases.retries_429 = 1 if i == 3 else 0
+        phases.retries_invalid = 1 if i in (4, 5) else 0
+        phases.backoff_s = 1.5 if i == 3 else 0.0
+        row = Row(i, f"r{i}", "t", Status.OK, started_s=0.1 * i, phases=phases)
+        row.finished_s = row.started_s + phases.wait_limiter_s + 0.81 + phases.backoff_s
+        rows.append(row)
+    cancelled = Row(11, "r11", "t", Status.CANCELLED, phases=Phases(wait_limiter_s=99.0))
+    stats = compute_stats(
+        [*rows, cancelled],
+        strategy="gather_semaphore",
+        concurrency=20,
+        elapsed_s=12.0,
+        max_in_flight=1,
+        rate_limited=1,
+    )
+    assert stats.p50_latency_s == pytest.approx(0.8)
+    assert stats.p95_latency_s == pytest.approx(0.8)
+    assert stats.p50_wait_limiter_s == pytest.approx(5.0)
+    assert stats.p95_wait_limiter_s == pytest.approx(9.5)
+    assert stats.p50_wait_sem_s == pytest.approx(0.5)
+    assert stats.backoff_s == pytest.approx(1.5)
+    assert stats.retries_by_kind == {"429": 1, "invalid": 2}
+    assert stats.to_dict()["p50_wait_limiter_s"] == pytest.approx(5.0)
+    line = format_stats_line(stats, None)
+    assert "latency (on the wire) p50 0.80 s p95 0.80 s" in line
+    assert "waits p50 limiter 5.00 s, semaphore 0.50 s; backoff 1.50 s in all" in line
+    assert "retries 429 1, invalid 2" in line
+
+
+def test_rows_without_phases_keep_the_old_figures() -> None:
+    row = Row(0, "r0", "t", Status.OK, started_s=1.0, finished_s=3.0)
+    stats = compute_stats(
+        [row], strategy="gather", concurrency=None, elapsed_s=3.0, max_in_flight=1, rate_limited=0
+    )
+    assert stats.p50_latency_s == 2.0
+    assert stats.p50_wait_limiter_s is None and stats.retries_by_kind == {}

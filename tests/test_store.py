@@ -21,7 +21,7 @@ from core.engine import ClientOptions
 from core.errors import StoreError
 from core.models import Person
 from core.recorder import RunRecorder, recording, run_meta
-from core.results import Status
+from core.results import Phases, Row, Status
 from core.runner import Run
 from core.store import (
     SCHEMA_VERSION,
@@ -31,6 +31,7 @@ from core.store import (
     process_alive,
     public_base_url,
     resolve_store_path,
+    row_params,
 )
 from tests.fakes import FakeExtract
 
@@ -99,6 +100,40 @@ def test_a_store_from_a_newer_fanout_is_refused(store: Store) -> None:
     conn.close()
     with pytest.raises(StoreError, match="newer fanout"):
         Store(store.path)
+
+
+def make_version_1(path: Path) -> None:
+    """Turn a store into what schema version 1 wrote: no ``rows.timeline_json``."""
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE rows DROP COLUMN timeline_json")
+    conn.execute("DELETE FROM schema_version")
+    conn.execute("INSERT INTO schema_version VALUES (1, 'then')")
+    conn.commit()
+    conn.close()
+
+
+def test_a_version_1_store_gains_the_timeline_column_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    with Store(path) as store:
+        run_id = store.create_run(meta(), records(3))
+        old = Row(0, "0", "t", Status.OK, data={"name": "x", "age": 1}, started_s=0.0)
+        store.write_rows([row_params(run_id, 0, old)])
+    make_version_1(path)
+    with Store(path) as store:
+        assert store.load_rows(run_id)[0].phases is None  # written before: nothing known
+        phases = Phases(wait_sem_s=0.25, wait_limiter_s=3.1, wire_s=0.8, retries_429=2)
+        new = Row(1, "1", "t", Status.OK, data={"name": "y", "age": 2}, phases=phases)
+        store.write_rows([row_params(run_id, 1, new)])
+    conn = sqlite3.connect(path)
+    versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
+    columns = [info[1] for info in conn.execute("PRAGMA table_info(rows)")]
+    conn.close()
+    assert versions == [1, SCHEMA_VERSION] and columns.count("timeline_json") == 1
+    with Store(path) as store:  # opening again migrates nothing twice
+        rows = store.load_rows(run_id)
+    assert rows[0].phases is None and rows[0].data == {"name": "x", "age": 1}
+    assert rows[1].phases == phases
+    assert rows[1].latency_s is None  # never finished: no latency, even with phases
 
 
 def test_unreadable_stores_are_one_clear_error(tmp_path: Path) -> None:
@@ -213,6 +248,10 @@ async def test_batches_are_committed_while_the_run_is_going(store: Store) -> Non
     assert info.ended_at is not None
     rows = store.load_rows(run_id)
     assert all(r.status is Status.OK for r in rows)
+    assert [r.phases for r in rows] == [
+        Phases.from_dict(r.phases.to_dict()) for r in run.rows if r.phases is not None
+    ]
+    assert all(r.phases is not None and r.phases.wait_sem_s > 0 for r in rows[4:])
     assert rows[5].data == {"name": "P5", "age": 5}
     assert rows[5].attempts == 1 and rows[5].prompt_tokens == 10
     assert rows[5].finished_s is not None and rows[5].delivered_s is not None
@@ -385,9 +424,10 @@ def test_a_version_1_store_is_migrated_in_place(tmp_path: Path) -> None:
     import core.store as store_module
 
     db = tmp_path / "old.sqlite3"
-    old_schema = store_module._SCHEMA.replace("    extra_json        TEXT,\n", "").replace(
-        "    guessed_json      TEXT,\n", ""
-    )
+    old_schema = store_module._SCHEMA
+    for column in ("extra_json", "guessed_json", "timeline_json"):
+        old_schema = old_schema.replace(f"    {column:<17} TEXT,\n", "")
+    assert "extra_json" not in old_schema
     conn = sqlite3.connect(db)
     conn.executescript(
         old_schema + "INSERT INTO schema_version VALUES (1, '2026-11-01T00:00:00+00:00');"
@@ -408,7 +448,7 @@ def test_a_version_1_store_is_migrated_in_place(tmp_path: Path) -> None:
     versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
     columns = {c[1] for c in conn.execute("PRAGMA table_info(rows)")}
     conn.close()
-    assert versions == [1, 2] and {"extra_json", "guessed_json"} <= columns
+    assert versions == [1, 2] and {"extra_json", "guessed_json", "timeline_json"} <= columns
 
 
 def test_input_columns_are_stored_and_come_back_for_a_resume(tmp_path: Path) -> None:
@@ -417,3 +457,25 @@ def test_input_columns_are_stored_and_come_back_for_a_resume(tmp_path: Path) -> 
         run_id = store.create_run(meta(), [Record(0, "a", "one", extra), Record(1, "b", "two")])
         assert [dict(r.extra) for r in store.records_to_resume(run_id)] == [extra, {}]
         assert [dict(r.extra) for r in store.load_rows(run_id)] == [extra, {}]
+
+
+def test_a_store_at_this_version_without_the_column_gains_it(tmp_path: Path) -> None:
+    # Another build bumped the version too, with columns of its own and not this one.
+    path = tmp_path / "runs.sqlite3"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE rows DROP COLUMN timeline_json")
+    conn.execute("ALTER TABLE rows DROP COLUMN guessed_json")
+    conn.commit()
+    conn.close()
+    with Store(path) as store:
+        run_id = store.create_run(meta(), records(1))
+        row = Row(0, "0", "t", Status.OK, data={"name": "x", "age": 1}, phases=Phases(wire_s=0.8))
+        store.write_rows([row_params(run_id, 0, row)])
+        assert store.load_rows(run_id)[0].phases == Phases(wire_s=0.8)
+    conn = sqlite3.connect(path)
+    columns = [info[1] for info in conn.execute("PRAGMA table_info(rows)")]
+    versions = [v for (v,) in conn.execute("SELECT version FROM schema_version")]
+    conn.close()
+    assert {"extra_json", "guessed_json", "timeline_json"} <= set(columns)
+    assert versions == [SCHEMA_VERSION]

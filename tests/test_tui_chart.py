@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from core.dataset import Record, records_from_texts
+from core.extract import Extraction
+from core.models import Person
+from core.phases import WireGauge
+from core.runner import Run
+from tui.live import RunFeed
 from tui.widgets.chart import Series, line, steps
 
 
@@ -25,3 +33,30 @@ def test_a_running_series_is_held_at_its_last_value_up_to_now() -> None:
 
 def test_a_series_with_no_starts_yet_is_flat_at_zero_up_to_now() -> None:
     assert line(Series("#1 for loop", [(0.0, 0)]), now=0.3) == [(0.0, 0), (0.3, 0)]
+
+
+async def test_the_feed_samples_requests_going_on_the_wire_between_row_events() -> None:
+    # Every row starts at once, then waits (as for a rate limiter) before it is sent:
+    # no row event marks the moment the three go on the wire.
+    wire = WireGauge()
+
+    async def extract(record: Record, on_retry: object = None, phases: object = None) -> object:
+        await asyncio.sleep(0.1)
+        wire.sent()
+        try:
+            await asyncio.sleep(0.5)
+        finally:
+            wire.answered()
+        return Extraction(Person(name="P", age=record.index), 1, 1, 1)
+
+    run = Run(records_from_texts(["a", "b", "c"]), extract, strategy="gather", wire=wire)
+    feed = RunFeed(run, None)
+    task = asyncio.create_task(run.execute())
+    await asyncio.sleep(0.35)
+    assert max(value for _, value in feed.samples) == 0  # the row events saw none out
+    feed.sample_now()
+    assert feed.samples[-1][1] == 3
+    await task
+    points = list(feed.samples)
+    feed.sample_now()  # after the run: no point added
+    assert feed.samples == points

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from textual.geometry import Region
 from textual.pilot import Pilot
-from textual.widgets import Button, Label, ProgressBar
+from textual.widgets import Button, Label, ProgressBar, Static
 
 from core.client import choose_endpoint
 from core.dataset import load_dataset
@@ -428,3 +428,35 @@ async def test_open_with_a_schema_and_columns_of_the_users_own(tmp_path: Path) -
         await pilot.press("enter")
         assert isinstance(app.screen, RowDetailScreen)
         assert "team: ops" in str(app.screen.query_one("#detail-columns").render())
+
+
+async def test_an_rpm_limit_stays_shown_and_its_waits_are_not_latency() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        assert "none" in stat(app, "stat-limits")
+        await pilot.press("l")
+        app.screen.query_one("#limit-rpm").value = "120"  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "120 rpm" in stat(app, "stat-limits")
+        await pilot.press("4")  # gather + Semaphore(2): both slots go to the limiter's queue
+        await run_and_wait(pilot, app, 0)
+        assert "120 rpm" in stat(app, "stat-limits")  # still there after the run and its toast
+        stats = app.query_one(RunsTable).history[0][1]
+        # 2 a second after a burst of 2: the last rows waited ~2.5 s for a slot and the
+        # limiter, but each spent ~0.02 s on the wire, and never more than 2 were out.
+        assert stats.ok == 7 and stats.max_in_flight <= 2
+        assert stats.p95_latency_s is not None and stats.p95_latency_s < 0.5
+        assert stats.p50_wait_limiter_s is not None and stats.p50_wait_limiter_s > 0.5
+        assert "/ 0.00 s" not in stat(app, "stat-waits")
+        table = app.query_one(ResultsTable)
+        last = max(table.rows, key=lambda row: row.finished_s or 0.0)
+        table.cursor_row = table.rows.index(last)
+        table.focus()
+        await pilot.press("enter")
+        assert isinstance(app.screen, RowDetailScreen)
+        timings = str(app.screen.query_one("#detail-timings", Static).render())
+        assert "rate limiter wait" in timings
+        assert last.phases is not None and last.phases.wait_limiter_s > 0.3
+        assert last.phases.wait_sem_s + last.phases.wait_limiter_s > 1.5  # its turn, then 120 rpm
+        assert f"{last.phases.wait_limiter_s:.3f} s" in timings

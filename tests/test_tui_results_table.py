@@ -10,9 +10,9 @@ from textual.app import App, ComposeResult
 from textual.geometry import Region
 
 from core.models import Person
-from core.results import Row, Status
+from core.results import Phases, Row, Status
 from tui.widgets.results_table import ResultsTable
-from tui.widgets.waterfall import Timeline, nice_ceiling
+from tui.widgets.waterfall import LEGEND, Timeline, nice_ceiling, waterfall
 
 VISIBLE = 10  # rows in view: an 11-line table has a header line and 10 rows
 
@@ -224,3 +224,28 @@ async def test_made_up_values_are_marked() -> None:
         line = table.render_line(1).text
         assert '~[{"x":2}]' in line and table.guessed_rows == 1
         assert "~paid" not in line  # a field found by a rule is not marked
+
+
+def test_the_waterfall_draws_where_the_time_went() -> None:
+    row = finished(0)
+    row.queued_s, row.started_s, row.finished_s, row.delivered_s = 0.0, 2.0, 10.0, None
+    row.phases = Phases(wait_sem_s=2.0, wait_limiter_s=2.0, connect_s=1.0, backoff_s=2.0)
+    row.phases.wire_s = 3.0
+    cells = "".join(segment.text for segment in waterfall(row, Timeline(scale=10.0), 10))
+    assert cells == "··░░·▒▒███"
+    assert LEGEND.startswith("· waiting its turn  ░ rate limiter  ▒ backoff  █ on the wire")
+
+
+def test_a_finished_row_keeps_at_least_one_cell_of_wire() -> None:
+    row = finished(0)
+    row.queued_s, row.started_s, row.finished_s, row.delivered_s = 0.0, 0.0, 5.0, None
+    row.phases = Phases(wait_limiter_s=4.99, wire_s=0.01)
+    cells = "".join(segment.text for segment in waterfall(row, Timeline(scale=5.0), 5))
+    assert cells == "░░░░█"
+
+
+def test_rows_without_phases_draw_a_plain_bar() -> None:
+    row = finished(0)
+    row.queued_s, row.started_s, row.finished_s, row.delivered_s = 0.0, 1.0, 4.0, None
+    cells = "".join(segment.text for segment in waterfall(row, Timeline(scale=5.0), 5))
+    assert cells == "·████"

@@ -25,6 +25,7 @@ from core.engine import ClientOptions
 from core.extract import Extraction, RetryHook
 from core.models import Person
 from core.options import bundled_datasets_dir
+from core.results import Phases
 from core.runner import Run
 from tui.app import FanoutApp
 from tui.settings import DashboardSettings
@@ -72,7 +73,9 @@ class ScriptedExtract:
         self.hold_from: int | None = None
         self.release = asyncio.Event()
 
-    async def __call__(self, record: Record, on_retry: RetryHook | None = None) -> Extraction:
+    async def __call__(
+        self, record: Record, on_retry: RetryHook | None = None, phases: Phases | None = None
+    ) -> Extraction:
         latency = self.latencies[record.index % len(self.latencies)]
         if self.hold_from is not None and record.index >= self.hold_from:
             await self.release.wait()

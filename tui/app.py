@@ -208,6 +208,7 @@ class FanoutApp(App[int]):
         self.query_one(ResultsTable).border_title = RESULTS_TITLE
         self.query_one(SemaphoreControl).set_active(self.strategy)
         self.query_one(StatsBar).clear(len(self.dataset))
+        self.query_one(StatsBar).show_limits(limits_label(self.engine.options))
         self._show_header(starting=True)
         self.set_interval(TICK_SECONDS, self._tick)
         self._engine_ready = asyncio.get_running_loop().create_future()
@@ -508,6 +509,7 @@ class FanoutApp(App[int]):
             self.engine.options, rpm=limits.rpm, tpm=limits.tpm, budget_usd=limits.budget_usd
         )
         self._show_header()
+        self.query_one(StatsBar).show_limits(limits_label(self.engine.options))
         self.notify(f"limits for the next runs: {limits_label(self.engine.options)}", timeout=4)
 
     # -- running -------------------------------------------------------------------
@@ -677,6 +679,7 @@ class FanoutApp(App[int]):
         rows: list[Row] = feed.take(ROWS_PER_TICK)
         self.query_one(ResultsTable).show_progress(rows, feed.run.elapsed)
         feed.take_deliveries()
+        feed.sample_now()
         self.query_one(StatsBar).show(feed.snapshot())
         if self._ticks % CHART_EVERY == 0:
             self.query_one(InFlightChart).redraw(now=feed.run.elapsed)

@@ -42,6 +42,10 @@ class LiveStats:
     running: bool
     stopping: bool
     errors_by_kind: dict[str, int]
+    wait_sem_p50: float | None = None
+    """How long finished rows waited for a semaphore slot (p50); latency excludes it."""
+    wait_limiter_p50: float | None = None
+    """How long finished rows waited for the client-side rate limiter (p50)."""
 
     @classmethod
     def of(cls, stats: RunStats, limit: int | None) -> LiveStats:
@@ -65,6 +69,8 @@ class LiveStats:
             running=False,
             stopping=False,
             errors_by_kind=dict(stats.errors_by_kind),
+            wait_sem_p50=stats.p50_wait_sem_s,
+            wait_limiter_p50=stats.p50_wait_limiter_s,
         )
 
 
@@ -80,13 +86,18 @@ class RunFeed:
         self.finished: deque[Row] = deque()
         self.delivered_since_drain = 0
         self.latencies: list[float] = []
+        """Finished rows' wire times, sorted (``Row.latency_s``)."""
+        self.sem_waits: list[float] = []
+        self.limiter_waits: list[float] = []
         self.first_result: float | None = None
         self.errors_by_kind: dict[str, int] = {}
         self.ended: RunStats | None = None
         self.samples: list[tuple[float, int]] = [(0.0, 0)]
-        """(elapsed, in flight) at every start and finish: the chart's step line."""
+        """(elapsed, requests on the wire) at every start and finish: the chart's step line."""
         self.limits: list[tuple[float, int]] = []
         """(elapsed, the adaptive strategy's limit) at every start and finish."""
+        self._last_value = 0
+        """In flight at the last sample (``samples`` keeps peaks, not this)."""
         self._unsubscribe = run.subscribe(self.on_event)
 
     def on_event(self, event: Event) -> None:
@@ -98,6 +109,9 @@ class RunFeed:
             self._sample(event.at)
             row = self.run.rows[event.index]
             self.finished.append(row)
+            if row.phases is not None and row.status is not Status.CANCELLED:
+                bisect.insort(self.sem_waits, row.phases.wait_sem_s)
+                bisect.insort(self.limiter_waits, row.phases.wait_limiter_s)
             if row.status is Status.OK and row.latency_s is not None:
                 bisect.insort(self.latencies, row.latency_s)
             elif row.status is Status.FAILED and row.error_kind is not None:
@@ -112,12 +126,18 @@ class RunFeed:
 
     def _sample(self, at: float) -> None:
         """One point per few milliseconds is all a chart can show: keep the peak."""
-        value = self.run.in_flight
+        value = self._last_value = self.run.in_flight
         last_at, last_value = self.samples[-1]
         if at - last_at < SAMPLE_SECONDS and len(self.samples) > 1:
             self.samples[-1] = (last_at, max(last_value, value))
         else:
             self.samples.append((at, value))
+
+    def sample_now(self) -> None:
+        """A point between row events: a request goes on the wire when the rate
+        limiter or the pool lets it, which no row event marks."""
+        if self.run.is_running and self.run.in_flight != self._last_value:
+            self._sample(self.run.elapsed)
 
     def take(self, budget: int) -> list[Row]:
         """Up to ``budget`` newly finished rows, oldest first."""
@@ -155,4 +175,6 @@ class RunFeed:
             running=run.is_running,
             stopping=run.stopping,
             errors_by_kind=dict(self.errors_by_kind),
+            wait_sem_p50=percentile(self.sem_waits, 50),
+            wait_limiter_p50=percentile(self.limiter_waits, 50),
         )

@@ -195,6 +195,11 @@ class SimulatorApp:
         )
         self._window_text = f"{config.rate_window:g}".encode()
         self.in_flight = 0
+        """Completions being served (past the limits), as ``max_concurrency`` counts them."""
+        self.open_requests = 0
+        """Completion requests being handled at all (refused ones too), and the peak:
+        what the endpoint saw at once, to check a client's "in flight" against."""
+        self.max_open_requests = 0
         self.counts: dict[str, int] = {
             "completions": 0,
             "rate_limited": 0,
@@ -276,7 +281,13 @@ class SimulatorApp:
                     ),
                 )
                 return
-            await self._completions(receive, send)
+            self.open_requests += 1
+            if self.open_requests > self.max_open_requests:
+                self.max_open_requests = self.open_requests
+            try:
+                await self._completions(receive, send)
+            finally:
+                self.open_requests -= 1
             return
         if method in ("GET", "HEAD"):
             if path in ("/health", "/healthz", "/v1/health"):
@@ -323,6 +334,8 @@ class SimulatorApp:
                 "simulator": True,
                 "model": self.config.model,
                 "in_flight": self.in_flight,
+                "open_requests": self.open_requests,
+                "max_open_requests": self.max_open_requests,
                 "counts": self.counts,
             }
         ).encode()

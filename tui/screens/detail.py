@@ -24,12 +24,35 @@ def timing_lines(row: Row) -> str:
     waited = None
     if row.queued_s is not None and row.started_s is not None:
         waited = row.started_s - row.queued_s
-    return (
+    lines = (
         f"queued {_secs(row.queued_s)} · started {_secs(row.started_s)} "
-        f"(waited {_secs(waited)}) · finished {_secs(row.finished_s)} · "
+        f"(waited {_secs(waited)} for a slot) · finished {_secs(row.finished_s)} · "
         f"delivered {_secs(row.delivered_s)}\n"
-        f"latency {_secs(row.latency_s)} · attempts {row.attempts} · tokens "
+        f"latency (on the wire) {_secs(row.latency_s)} · attempts {row.attempts} · tokens "
         f"{row.prompt_tokens} prompt + {row.completion_tokens} completion"
+    )
+    phases = row.phases
+    if phases is None:
+        return lines
+    retries = ", ".join(
+        f"{kind} {n}"
+        for kind, n in (
+            ("network", phases.retries_network),
+            ("429", phases.retries_429),
+            ("5xx", phases.retries_5xx),
+            ("invalid answer", phases.retries_invalid),
+        )
+        if n
+    )
+    return (
+        f"{lines}\n\nwhere the time went\n"
+        f"  · waiting its turn   {_secs(phases.wait_sem_s)}  (semaphore slot)\n"
+        f"  ░ rate limiter wait  {_secs(phases.wait_limiter_s)}\n"
+        f"  · connection wait    {_secs(phases.connect_s)}  (pool queue, new connection)\n"
+        f"  █ on the wire        {_secs(phases.wire_s)}  (request sent → answer headers)\n"
+        f"    client work        {_secs(phases.client_s)}  (building, reading, validating)\n"
+        f"  ▒ backoff            {_secs(phases.backoff_s)}\n"
+        f"  retries              {retries or 'none'}"
     )
 
 

@@ -30,7 +30,7 @@ from core.export import data_cell
 from core.layout import FieldColumn, field_columns
 from core.results import Row, Status
 from tui.visible import visible
-from tui.widgets.waterfall import MIN_SCALE, Timeline, delivered, waterfall
+from tui.widgets.waterfall import LEGEND, MIN_SCALE, Timeline, delivered, waterfall
 
 TEXT_WIDTH = 36
 FIELD_WIDTH = 14
@@ -110,6 +110,7 @@ class ResultsTable(ScrollView, can_focus=True):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.timeline = Timeline()
+        self.border_subtitle = f"waterfall: {LEGEND}"
         self.rows: list[Row] = []
         self.rows_by_key: dict[str, Row] = {}
         self._fields: list[FieldColumn] = []

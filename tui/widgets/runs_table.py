@@ -24,10 +24,22 @@ COLUMNS = (
     ("p50", 8),
     ("p95", 8),
     ("max in flight", 13),
+    ("wait sem/lim", 12),
     ("tokens", 8),
     ("cost", 9),
-    ("note", 30),
+    ("note", 24),
 )
+
+
+def waits(stats: RunStats) -> str:
+    """p50 waits for a semaphore slot and for the client-side rate limiter."""
+    if stats.p50_wait_sem_s is None and stats.p50_wait_limiter_s is None:
+        return "—"
+    return f"{short_secs(stats.p50_wait_sem_s)} / {short_secs(stats.p50_wait_limiter_s)}"
+
+
+def short_secs(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
 
 
 class RunsTable(DataTable[Any]):
@@ -60,6 +72,7 @@ class RunsTable(DataTable[Any]):
             secs(stats.p50_latency_s),
             secs(stats.p95_latency_s),
             str(stats.max_in_flight),
+            waits(stats),
             f"{stats.total_tokens:,}",
             f"${stats.cost_usd:.4f}",
             note,

@@ -1,4 +1,9 @@
-"""Live figures for the current run: elapsed, in flight, progress, failures, speed, latency."""
+"""Live figures for the current run: elapsed, in flight, progress, failures, speed, latency.
+
+"In flight" is requests on the wire and latency is wire time; the waits (for
+a semaphore slot, for the client-side rate limiter) have their own figure,
+and the client-side limits stay shown for as long as they are set.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +51,8 @@ class StatsBar(Horizontal):
         yield Stat("p50 / p95", id="stat-latency")
         yield Stat("first result", id="stat-first")
         yield Stat("tokens · cost", id="stat-tokens")
+        yield Stat("wait sem / lim", id="stat-waits")
+        yield Stat("client limits", id="stat-limits")
         yield ProgressBar(total=1, show_eta=False, id="progress")
 
     def show(self, stats: LiveStats) -> None:
@@ -77,10 +84,21 @@ class StatsBar(Horizontal):
         if stats.retries:
             tokens += f" · {stats.retries} retries"
         self.query_one("#stat-tokens", Stat).set_value(tokens)
+        self.query_one("#stat-waits", Stat).set_value(
+            f"{secs(stats.wait_sem_p50)} / {secs(stats.wait_limiter_p50)}"
+        )
+
+    def show_limits(self, limits: str) -> None:
+        """The client-side limits (rpm, tpm, budget) the next runs go under, or "none"."""
+        limit_stat = self.query_one("#stat-limits", Stat)
+        limit_stat.set_value(limits)
+        limit_stat.set_class(limits != "none", "limited")
 
     def clear(self, total: int) -> None:
         self.query_one("#stat-done", Stat).set_label("done")
         for stat in self.query(Stat):
+            if stat.id == "stat-limits":
+                continue  # set while set, not per run
             stat.set_value("—")
             stat.remove_class("bad")
         self.query_one("#stat-done", Stat).set_value(f"0 / {total}")

@@ -2,9 +2,18 @@
 
 A ``Timeline`` holds the run's time scale; a waterfall cell draws its row's
 queued-start-finish span against it, with a diamond where the strategy
-delivered the row. Because cells read the row and the scale when they are
-drawn, nothing is rewritten when the scale grows or a row is delivered later
-(gather delivers everything at the end): the table only repaints. While a
+delivered the row. The span shows where the time went (``Row.phases``):
+``·`` waiting its turn (for a semaphore slot, or the rows before it in a
+for loop; after its start, for a connection from the pool), ``░`` waiting
+for the client-side rate limiter, ``▒`` backing off before a retry, ``█``
+on the wire (and the client's own work). A row's limiter, connection and
+backoff waits are drawn first, in that order, then its wire time: at one
+cell per column, the sums are what can be read, not the order of a retried
+row's attempts.
+
+Because cells read the row and the scale when they are drawn, nothing is
+rewritten when the scale grows or a row is delivered later (gather
+delivers everything at the end): the table only repaints. While a
 run goes the scale grows in steps (``Timeline.stretch``), so most frames
 repaint only the rows that changed.
 """
@@ -21,7 +30,10 @@ from core.results import Row, Status
 
 BAR = "█"
 WAIT = "·"
+LIMITER = "░"
+BACKOFF = "▒"
 DELIVERED = "◆"
+LEGEND = "· waiting its turn  ░ rate limiter  ▒ backoff  █ on the wire  ◆ delivered"
 STYLES = {
     Status.OK: Style(color="green"),
     Status.FAILED: Style(color="red"),
@@ -74,7 +86,7 @@ def nice_ceiling(seconds: float) -> float:
 
 
 def waterfall(row: Row, timeline: Timeline, width: int) -> list[Segment]:
-    """A bar from the row's start to its finish; dots while it waited for a slot."""
+    """Dots while the row waited for a slot, then its limiter wait, backoff and wire time."""
     chars = [" "] * width
     styles: list[Style | None] = [None] * width
     if row.started_s is not None:
@@ -87,6 +99,19 @@ def waterfall(row: Row, timeline: Timeline, width: int) -> list[Segment]:
         style = STYLES[row.status]
         for i in range(start, end + 1):
             chars[i], styles[i] = BAR, style
+        phases = row.phases
+        if phases is not None and row.finished_s is not None:
+            # The last cell stays a bar: every finished row shows its time on the wire.
+            at = row.started_s
+            for glyph, seconds, glyph_style in (
+                (LIMITER, phases.wait_limiter_s, style),
+                (WAIT, phases.connect_s, WAIT_STYLE),
+                (BACKOFF, phases.backoff_s, style),
+            ):
+                first = min(end, timeline.column(at, width))
+                at += seconds
+                for i in range(first, min(end, timeline.column(at, width))):
+                    chars[i], styles[i] = glyph, glyph_style
     if row.delivered_s is not None:
         at = timeline.column(row.delivered_s, width)
         chars[at], styles[at] = DELIVERED, DELIVERED_STYLE
