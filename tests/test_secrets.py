@@ -259,3 +259,39 @@ async def test_the_dashboard_never_shows_the_key(
     assert store.exists()
     for path in store.parent.iterdir():  # the store, and its -wal / -shm if left
         assert_no_key(path.name, path.read_bytes())  # noqa: ASYNC240
+
+
+def test_a_key_at_any_offset_of_a_long_error_leaves_no_piece() -> None:
+    """Redaction comes before the cut to MAX_MESSAGE, and a key the server itself cut
+    short (only its start is in the text) is removed too."""
+    from core.failures import MAX_MESSAGE, classify
+
+    key = "sk-canary-0123456789abcdef"
+    for offset in range(0, MAX_MESSAGE + 10):
+        for shown in (key, *(key[:n] for n in range(6, len(key)))):
+            for tail in ("", " and more text after it", "…"):
+                message = classify(RuntimeError("x" * offset + shown + tail), (key,)).message
+                for n in range(6, len(key) + 1):
+                    assert key[:n] not in message, (offset, shown, tail, message)
+                assert len(message) <= MAX_MESSAGE
+
+
+def test_a_foreign_sqlite_file_is_refused_unchanged(tmp_path: Path) -> None:
+    """`fanout runs --store other.db` must not switch someone else's database to WAL."""
+    import sqlite3
+
+    from core.errors import StoreError
+    from core.store import Store
+
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.commit()
+    conn.close()
+    before = other.read_bytes()
+    with pytest.raises(StoreError, match="not a fanout run store"):
+        Store(other, create=False)
+    assert other.read_bytes() == before
+    conn = sqlite3.connect(other)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    conn.close()

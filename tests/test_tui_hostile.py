@@ -60,3 +60,29 @@ async def test_escapes_in_data_and_answers_are_shown_not_sent(tmp_path: Path) ->
         messages = [n.message for n in app._notifications]  # what the toasts draw
         assert any("\\x1b[2J" in m for m in messages)
         assert not any("\x1b" in m for m in messages)
+
+
+async def test_a_recursive_schema_starts_runs_and_shows(tmp_path: Path) -> None:
+    from pydantic import BaseModel
+
+    class Node(BaseModel):
+        name: str
+        children: list[Node] = []
+        parent: Node | None = None
+
+    Node.model_rebuild()
+    data = tmp_path / "t.txt"
+    data.write_text("My name is Ann\nMy name is Bob\n", encoding="utf-8")
+    settings = DashboardSettings(
+        dataset=data,
+        strategy="gather",
+        endpoint=choose_endpoint(local=True),
+        server=ServerConfig(latency=0.0, jitter=0.0),
+    )
+    app = FanoutApp(settings, load_dataset(data), Node)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("r")
+        table = app.query_one(ResultsTable)
+        await wait_for(pilot, lambda: table.row_count == 2 and not app.running)
+        assert "data.name" in table.render_line(0).text
+        assert all(row.status.value == "ok" for row in table.rows)
