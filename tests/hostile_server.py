@@ -72,6 +72,15 @@ def _response(
     return "\r\n".join(head).encode() + body
 
 
+def _header(head: str, name: str) -> str:
+    """A request header's value ('' when absent)."""
+    for line in head.split("\r\n")[1:]:
+        key, _, value = line.partition(":")
+        if key.strip().lower() == name:
+            return value.strip()
+    return ""
+
+
 class HostileServer:
     def __init__(self, behaviour: str, *, delay: float = 0.25, size: int = 0) -> None:
         self.behaviour = behaviour
@@ -186,18 +195,10 @@ class HostileServer:
                 conn.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
             conn.sendall(b"0\r\n\r\n")
         elif kind == "echo_key_in_answer":
-            auth = next(
-                (line.split(":", 1)[1].strip() for line in head.split("\r\n")
-                 if line.lower().startswith("authorization:")),
-                "",
-            )  # fmt: skip
+            auth = _header(head, "authorization")
             conn.sendall(_response("200 OK", completion({"name": auth, "age": 30})))
         elif kind == "echo_auth":
-            auth = next(
-                (line.split(":", 1)[1].strip() for line in head.split("\r\n")
-                 if line.lower().startswith("authorization:")),
-                "",
-            )  # fmt: skip
+            auth = _header(head, "authorization")
             message = "x" * (232 - len("Incorrect header: ")) + f" Incorrect header: {auth} !"
             body = json.dumps({"error": {"message": message, "type": "server_error"}}).encode()
             conn.sendall(_response("500 Internal Server Error", body))

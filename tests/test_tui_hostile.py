@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from core.client import choose_endpoint
 from core.dataset import load_dataset
 from core.localserver import ServerConfig
@@ -22,6 +24,17 @@ TITLE = "\x1b]0;pwned\x07"
 BIDI = "\u202e"
 
 
+def app_for(data: Path, schema: type[BaseModel]) -> FanoutApp:
+    """The dashboard on ``data`` with ``schema``, the simulator answering at once."""
+    settings = DashboardSettings(
+        dataset=data,
+        strategy="gather",
+        endpoint=choose_endpoint(local=True),
+        server=ServerConfig(latency=0.0, jitter=0.0),
+    )
+    return FanoutApp(settings, load_dataset(data), schema)
+
+
 def test_visible_escapes_controls_but_keeps_text() -> None:
     assert visible(f"a{CLEAR}b") == "a\\x1b[2Jb"
     assert visible(TITLE) == "\\x1b]0;pwned\\x07"
@@ -36,13 +49,7 @@ async def test_escapes_in_data_and_answers_are_shown_not_sent(tmp_path: Path) ->
         {"id": "r2", "text": f"My name is {CLEAR}Mallory and I am 40 years old"},
     ]
     data.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
-    settings = DashboardSettings(
-        dataset=data,
-        strategy="gather",
-        endpoint=choose_endpoint(local=True),
-        server=ServerConfig(latency=0.0, jitter=0.0),
-    )
-    app = FanoutApp(settings, load_dataset(data), Person)
+    app = app_for(data, Person)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("r")
         table = app.query_one(ResultsTable)
@@ -63,8 +70,6 @@ async def test_escapes_in_data_and_answers_are_shown_not_sent(tmp_path: Path) ->
 
 
 async def test_a_recursive_schema_starts_runs_and_shows(tmp_path: Path) -> None:
-    from pydantic import BaseModel
-
     class Node(BaseModel):
         name: str
         children: list[Node] = []
@@ -73,13 +78,7 @@ async def test_a_recursive_schema_starts_runs_and_shows(tmp_path: Path) -> None:
     Node.model_rebuild()
     data = tmp_path / "t.txt"
     data.write_text("My name is Ann\nMy name is Bob\n", encoding="utf-8")
-    settings = DashboardSettings(
-        dataset=data,
-        strategy="gather",
-        endpoint=choose_endpoint(local=True),
-        server=ServerConfig(latency=0.0, jitter=0.0),
-    )
-    app = FanoutApp(settings, load_dataset(data), Node)
+    app = app_for(data, Node)
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.press("r")
         table = app.query_one(ResultsTable)
