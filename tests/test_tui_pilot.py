@@ -33,7 +33,7 @@ from tui.widgets.controls import MAX_SEMAPHORE, SemaphoreControl, StrategyPicker
 from tui.widgets.header import DatasetBar
 from tui.widgets.results_table import ResultsTable
 from tui.widgets.runs_table import RunsTable
-from tui.widgets.stats_bar import Stat
+from tui.widgets.stats_bar import StatsBar, StatTiles
 
 SIZE = (160, 48)
 PEOPLE = {f"My name is {n} and I am {a} years old": (n, a) for n, a in ARTICLE_PEOPLE}
@@ -74,8 +74,8 @@ def read_csv(folder: Path, pattern: str) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def stat(app: FanoutApp, stat_id: str) -> str:
-    return str(app.query_one(f"#{stat_id}", Stat).render())
+def stat(app: FanoutApp, key: str) -> str:
+    return app.query_one(StatsBar).value(key)
 
 
 @pytest.mark.parametrize("number", range(1, len(STRATEGIES) + 1))
@@ -93,8 +93,8 @@ async def test_each_strategy_fills_the_table_with_the_seven_people(number: int) 
         for row in rows:
             assert (row.data or {}) == dict(zip(("name", "age"), PEOPLE[row.text], strict=True))
             assert row.delivered_s is not None and row.finished_s is not None
-        assert "7 / 7" in stat(app, "stat-done")
-        assert stat(app, "stat-failed").endswith("0")
+        assert stat(app, "done") == "7/7"
+        assert stat(app, "failed") == "0"
         history = app.query_one(RunsTable).history
         assert len(history) == 1 and history[0][1].strategy == app.strategy
         assert history[0][1].ok == 7
@@ -173,7 +173,7 @@ async def test_a_frame_that_changes_the_stats_draws_neither_table_nor_chart() ->
         await wait_for(pilot, lambda: "127.0.0.1" in str(app.query_one(DatasetBar).render()))
         await pilot.pause(0.3)  # the simulator has started and the header says so
         drawn: dict[str, int] = {}
-        stat_widget = app.query_one("#stat-elapsed", Stat)
+        stat_widget = app.query_one(StatTiles)
         for widget in (app.query_one(ResultsTable), app.query_one(InFlightChart), stat_widget):
             render_lines = widget.render_lines
 
@@ -184,10 +184,10 @@ async def test_a_frame_that_changes_the_stats_draws_neither_table_nor_chart() ->
                 return f(crop)
 
             widget.render_lines = counting  # type: ignore[method-assign]
-        stat_widget.set_value("9.99 s")
+        stat_widget.set_value("elapsed", "9.99 s")
         await pilot.pause()
         await pilot.pause()
-        assert drawn.get("Stat", 0) >= 1  # the frame happened
+        assert drawn.get("StatTiles", 0) >= 1  # the frame happened
         assert drawn.get("ResultsTable", 0) == 0
         assert drawn.get("InFlightChart", 0) == 0
 

@@ -1,19 +1,25 @@
 """Requests in flight over time, for this run and the few before it.
 
 Drawn with plotext: a for loop is a flat line at 1, gather a spike to N that
-drains, a semaphore a plateau at k. Overlaying runs makes the difference
-visible, not only readable.
+drains, a semaphore a plateau at k. By default the chart shows the current
+run on its own scale (a plateau at 50 after a gather of 1,000 stays readable);
+the overlay of the last runs on one axis makes the difference visible. The
+legend sits outside the plot, in ``ChartLegend``, so it never hides a line.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rich.text import Text
+from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from core.strategies import LABELS
 
 COLORS = ("cyan", "magenta", "green", "orange", "blue")
+LEGEND_COLORS = {"orange": "dark_orange"}
+"""Rich's names where plotext's differ."""
 MAX_SERIES = len(COLORS)
 MAX_POINTS = 120
 
@@ -61,10 +67,27 @@ def line(series: Series, now: float | None = None) -> list[tuple[float, int]]:
     return points
 
 
+class ChartLegend(Static):
+    """Which line is which, below the plot."""
+
+    def show(self, entries: list[tuple[str, str]], hint: str) -> None:
+        text = Text()
+        for position, (label, color) in enumerate(entries):
+            if position:
+                text.append("  ")
+            text.append("━━ " + label, style=LEGEND_COLORS.get(color, color))
+        if hint:
+            text.append(("  " if entries else "") + hint, style="dim")
+        self.update(text)
+
+
 class InFlightChart(PlotextPlot):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.series: list[Series] = []
+        self.overlay = False
+        """False: the current run alone, on its own scale; True: the last runs on one axis."""
+        self.legend: ChartLegend | None = None
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -79,34 +102,43 @@ class InFlightChart(PlotextPlot):
         del self.series[:-MAX_SERIES]
         return series
 
+    def toggle_overlay(self) -> bool:
+        self.overlay = not self.overlay
+        self.redraw()
+        return self.overlay
+
+    def drawn(self) -> list[tuple[Series, str]]:
+        """The series on the chart with their colours (a run keeps its colour)."""
+        paired = list(zip(self.series, COLORS, strict=False))
+        return paired if self.overlay else paired[-1:]
+
     def redraw(self, now: float | None = None) -> None:
-        """Draw every series; ``now`` is the current run's elapsed time while it goes."""
+        """Draw the shown series; ``now`` is the current run's elapsed time while it goes."""
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title("requests in flight")
+        plt.title("requests in flight" + (" · last runs" if self.overlay else ""))
         plt.xlabel("seconds")
         peak = 1
         current = self.series[-1] if self.series else None
-        for series, color in zip(self.series, COLORS, strict=False):
+        drawn = self.drawn()
+        for series, color in drawn:
             points = line(series, now if series is current else None)
             if len(points) < 2:
                 continue
             peak = max(peak, max(y for _, y in points))
-            plt.plot(
-                [x for x, _ in points],
-                [y for _, y in points],
-                label=series.label,
-                color=color,
-                marker="braille",
-            )
-        if not self.series:
+            plt.plot([x for x, _ in points], [y for _, y in points], color=color, marker="braille")
+        if not drawn:
             plt.plot([0.0, 1.0], [0, 0], color="gray", marker="braille")
-        # Head room above the highest line keeps the legend from hiding it.
-        top = peak + max(1, peak // 2) * len(self.series[-MAX_SERIES:]) // 2 + 1
+        top = peak + max(1, peak // 8)
         plt.ylim(0, top)
         plt.yticks(integer_ticks(top))
         self.refresh()
+        if self.legend is not None:
+            hint = ""
+            if len(self.series) > 1:
+                hint = "v: this run only" if self.overlay else "v: overlay"
+            self.legend.show([(s.label, color) for s, color in drawn], hint)
 
 
 def integer_ticks(top: int, count: int = 4) -> list[int]:

@@ -10,7 +10,7 @@ scale only need a repaint.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -105,6 +105,9 @@ class ResultsTable(ScrollView, can_focus=True):
         """Lines kept for the rows a running run will still add (see ``reserve``)."""
         self._undelivered: set[int] = set()
         """Rows drawn before the strategy delivered them: their marker is still to come."""
+        self._all: list[Row] = []
+        """Every row, shown or not (``rows`` holds the shown ones; see ``set_filter``)."""
+        self._keep: Callable[[Row], bool] | None = None
 
     # -- data ----------------------------------------------------------------------
 
@@ -125,6 +128,7 @@ class ResultsTable(ScrollView, can_focus=True):
 
     def reset(self) -> None:
         self.rows.clear()
+        self._all.clear()
         self.rows_by_key.clear()
         self._static.clear()
         self.timeline.scale = 1.0
@@ -179,7 +183,9 @@ class ResultsTable(ScrollView, can_focus=True):
             key = str(row.index)
             if key not in self.rows_by_key:
                 self.rows_by_key[key] = row
-                self.rows.append(row)
+                self._all.append(row)
+                if self._keep is None or self._keep(row):
+                    self.rows.append(row)
 
     def _in_view(self) -> tuple[int, int]:
         """The rows on screen: ``rows[top:bottom]`` (line 0 is the header)."""
@@ -266,6 +272,18 @@ class ResultsTable(ScrollView, can_focus=True):
                 value = value.strip().rjust(column.width)
             segments += [Segment(value, style), Segment(GAP)]
         return segments
+
+    # -- filter (e.g. failed rows only) -------------------------------------------------
+
+    def set_filter(self, keep: Callable[[Row], bool] | None) -> None:
+        """Show only the rows ``keep`` accepts (all rows for None); later rows follow it."""
+        self._keep = keep
+        self.rows[:] = [row for row in self._all if keep is None or keep(row)]
+        self._undelivered.clear()
+        self.cursor_row = 0
+        self.scroll_to(y=0, animate=False)
+        self._resize()
+        self.refresh()
 
     # -- moving around -------------------------------------------------------------------
 
