@@ -131,11 +131,12 @@ def scripted_app(
     hold_from: int | None = None,
     strategy: str = "gather_semaphore",
     concurrency: int = 2,
+    store: Path | None = None,
 ) -> tuple[FanoutApp, ScriptedEngine]:
     engine = ScriptedEngine(latencies)
     engine.hold_from = hold_from
     settings = DashboardSettings(
-        dataset=people_dataset_path(), strategy=strategy, concurrency=concurrency
+        dataset=people_dataset_path(), strategy=strategy, concurrency=concurrency, store=store
     )
     dataset = load_dataset(settings.dataset)
     app = FanoutApp(settings, dataset, Person, engine_factory=lambda _settings: engine)

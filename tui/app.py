@@ -487,7 +487,9 @@ class FanoutApp(App[int]):
         if self.settings.store is None:
             self.notify("runs are not recorded (--no-store)", severity="warning")
             return
-        self.push_screen(HistoryScreen(self.settings.store), self._history_chosen)
+        self.push_screen(
+            HistoryScreen(self.settings.store, self.dataset.name), self._history_chosen
+        )
 
     def _history_chosen(self, choice: HistoryChoice | None) -> None:
         if choice is None:

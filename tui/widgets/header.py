@@ -70,7 +70,11 @@ def _compose(info: HeaderInfo, dropped: set[str], dataset: str) -> Text:
         text.append(info.endpoint, style="bold")
     if info.simulated:
         note = " (simulator: rule-based answers, not an LLM)"
-        text.append(note if "long-note" not in dropped else " (simulator)", style="yellow")
+        if "long-note" in dropped:
+            # The label may say so already ("local simulator ..."), unless it was dropped.
+            shown = "endpoint" not in dropped and "simulator" in info.endpoint
+            note = "" if shown else " (simulator)"
+        text.append(note, style="yellow")
     if "model" not in dropped:
         text.append("  model ", style="dim")
         text.append(info.model, style="bold")
