@@ -139,8 +139,20 @@ class FanoutApp(App[int]):
     COMMANDS = App.COMMANDS | {FanoutCommands}
     HORIZONTAL_BREAKPOINTS = HORIZONTAL_BREAKPOINTS
     VERTICAL_BREAKPOINTS = VERTICAL_BREAKPOINTS
-    IDLE_ONLY = frozenset({"run", "run_strategy", "compare_all", "open_dataset", "history", "pick"})
-    """Actions that cannot act during a run: shown disabled while one goes."""
+    IDLE_ONLY = frozenset(
+        {
+            "run",
+            "run_strategy",
+            "compare_all",
+            "open_dataset",
+            "history",
+            "pick",
+            "semaphore",
+            "set_semaphore",
+        }
+    )
+    """Actions that cannot act during a run: shown disabled while one goes. Strategy and
+    semaphore among them: the controls keep saying what the running run uses."""
 
     running: reactive[bool] = reactive(False)
     view: reactive[str] = reactive("results")
@@ -277,6 +289,8 @@ class FanoutApp(App[int]):
         self.query_one("#run", Button).disabled = running
         self.query_one("#compare", Button).disabled = running
         self.query_one("#cancel", Button).disabled = not running
+        self.query_one(StrategyPicker).disabled = running
+        self.query_one(SemaphoreControl).disabled = running
         # On the table, not the app: a class on the app restyles every widget (~35 ms).
         self.query_one(ResultsTable).set_class(running, "running")
 

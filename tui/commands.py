@@ -31,6 +31,7 @@ class PaletteCommand:
 
 
 def palette_commands() -> Iterator[PaletteCommand]:
+    yield PaletteCommand("Run the selected strategy", "key r", "run")
     for name in STRATEGIES:
         yield PaletteCommand(
             f"Run {LABELS[name]}", f"select {name} and run it", f"run_strategy('{name}')"

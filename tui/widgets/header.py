@@ -3,8 +3,8 @@ the local one is simulated).
 
 It always names the dataset, the schema and the mode. When the line is too
 narrow it drops the least important pieces first (the simulator's long note,
-the model, the endpoint, the row count), and only then shortens the dataset
-name in its middle; never the schema.
+the model, the endpoint, the row count, the words "dataset" and "schema"), and
+only then shortens the dataset name in its middle; never the schema.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class HeaderInfo:
     mode: str
 
 
-OPTIONAL = ("long-note", "badge", "model", "endpoint", "rows")
+OPTIONAL = ("long-note", "badge", "model", "endpoint", "rows", "labels")
 """Pieces dropped in this order when the line is too narrow."""
 
 
@@ -57,13 +57,14 @@ def _compose(info: HeaderInfo, dropped: set[str], dataset: str) -> Text:
     if "badge" not in dropped:
         text.append(" fanout ", style="bold reverse")
         text.append(" ")
-    text.append(" dataset ", style="dim")
+    labels = "labels" not in dropped
+    text.append(" dataset " if labels else " ", style="dim")
     text.append(dataset, style="bold")
     if "rows" not in dropped:
         text.append(f" ({info.rows:,} rows)", style="bold")
-    text.append("  schema ", style="dim")
+    text.append("  schema " if labels else " · ", style="dim")
     text.append(info.schema, style="bold")
-    text.append("  mode ", style="dim")
+    text.append("  mode " if labels else " · mode ", style="dim")
     text.append(info.mode, style="bold")
     if "endpoint" not in dropped:
         text.append("  endpoint ", style="dim")
