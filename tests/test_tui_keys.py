@@ -170,3 +170,28 @@ async def test_the_header_and_controls_name_what_is_on_screen(tmp_path: Path) ->
         # A past run's rows: its dataset, and the semaphore it ran with.
         assert "people.csv (7 rows)" in header(app) and "Person" in header(app)
         assert app.query_one(SemaphoreControl).value == 3
+
+
+async def test_a_resume_shows_the_resumed_runs_dataset_and_semaphore(tmp_path: Path) -> None:
+    app, engine = scripted_app(store=tmp_path / "runs.sqlite3", hold_from=3)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.query_one(ResultsTable).row_count == 3)
+        await pilot.press("c")
+        engine.extracts[-1].release.set()
+        await wait_for(pilot, lambda: not app.running)
+        engine.hold_from = None
+        app.query_one(SemaphoreControl).value = 9
+        app._opened(load_dataset(bundled_datasets_dir() / "people_1000.csv"))
+        await pilot.pause()
+        assert "people_1000.csv" in header(app)
+        await pilot.press("h")
+        await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await pilot.press("a", "r")
+        await wait_for(pilot, lambda: len(app.query_one(RunsTable).history) == 2)
+        await wait_for(pilot, lambda: not app.running)
+        # The resumed run's rows are on screen: its dataset, schema and semaphore too.
+        assert "people.csv (7 rows)" in header(app)
+        assert app.query_one(SemaphoreControl).value == 2
+        assert app.query_one(RunsTable).history[-1][0] == "people"
+        assert app.query_one(StatsBar).value("done") == "4/4"  # only the rows left were sent

@@ -616,7 +616,13 @@ class FanoutApp(App[int]):
             self._describe(Path(info.dataset_path).name, info.records, schema)
             self._show_run_controls(info)
             run = await self._one_run(
-                engine, records, info.strategy, info.concurrency, schema=schema, resume=info.id
+                engine,
+                records,
+                info.strategy,
+                info.concurrency,
+                schema=schema,
+                resume=info.id,
+                dataset_name=info.dataset_name,
             )
             merged = merge_rows(stored, run)
             self.shown = Shown(merged, schema, info.strategy, info.dataset_name, info.id)
@@ -632,8 +638,10 @@ class FanoutApp(App[int]):
         *,
         schema: type[BaseModel] | None = None,
         resume: str | None = None,
+        dataset_name: str | None = None,
     ) -> Run:
         schema = schema or self.schema
+        dataset_name = dataset_name or self.dataset.name
         table = self.query_one(ResultsTable)
         table.reset()
         table.reserve(len(records))
@@ -652,7 +660,7 @@ class FanoutApp(App[int]):
         ) as run:
             feed = RunFeed(run, limit)
             self.feed = feed
-            self.shown = Shown(run.rows, schema, strategy, self.dataset.name, resume)
+            self.shown = Shown(run.rows, schema, strategy, dataset_name, resume)
             number = len(self.query_one(RunsTable).history) + 1
             self.series = self.query_one(InFlightChart).start_series(
                 strategy, run.semaphore, number
@@ -672,7 +680,7 @@ class FanoutApp(App[int]):
                     await recorder.close()
                 feed.close()
                 self._drain(feed)
-        self.query_one(RunsTable).add_stats(self.dataset.name, stats)
+        self.query_one(RunsTable).add_stats(dataset_name, stats)
         if stats.stopped_reason and stats.stopped_reason != "cancelled":
             self.notify(stats.stopped_reason, severity="warning", timeout=10)
         elif stats.failed:

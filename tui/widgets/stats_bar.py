@@ -165,7 +165,8 @@ class StatsBar(Vertical):
 
     def show(self, stats: LiveStats) -> None:
         tiles = self.tiles
-        tiles.set_value("elapsed", secs(stats.elapsed) + (" stopping" if stats.stopping else ""))
+        state = (" stopping" if stats.running else " stopped") if stats.stopping else ""
+        tiles.set_value("elapsed", secs(stats.elapsed) + state)
         limit = "∞" if stats.limit is None else count(stats.limit)
         tiles.set_value("in-flight", f"{count(stats.in_flight)}/{limit}")
         tiles.set_value("done", f"{count(stats.done)}/{count(stats.total)}")
