@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tui.widgets.chart import Series, line, steps
+from tui.widgets.chart import Series, integer_ticks, line, steps
 
 
 def test_steps_keep_the_peak_of_each_bucket() -> None:
@@ -25,3 +25,10 @@ def test_a_running_series_is_held_at_its_last_value_up_to_now() -> None:
 
 def test_a_series_with_no_starts_yet_is_flat_at_zero_up_to_now() -> None:
     assert line(Series("#1 for loop", [(0.0, 0)]), now=0.3) == [(0.0, 0), (0.3, 0)]
+
+
+def test_ticks_are_round_and_name_the_peak() -> None:
+    assert integer_ticks(10) == [0, 5, 10]
+    assert integer_ticks(7) == [0, 2, 4, 6, 7]
+    assert integer_ticks(1689) == [0, 500, 1000, 1500]  # 1689 too close to 1500 to label
+    assert integer_ticks(1) == [0, 1]

@@ -277,9 +277,6 @@ class FanoutApp(App[int]):
             return shows_one_view(self.screen_stack[0])
         return True
 
-    def on_resize(self) -> None:
-        self.call_after_refresh(self.refresh_bindings)
-
     @property
     def concurrency(self) -> int:
         return self.query_one(SemaphoreControl).value

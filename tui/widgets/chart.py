@@ -132,7 +132,7 @@ class InFlightChart(PlotextPlot):
             plt.plot([0.0, 1.0], [0, 0], color="gray", marker="braille")
         top = peak + max(1, peak // 8)
         plt.ylim(0, top)
-        plt.yticks(integer_ticks(top))
+        plt.yticks(integer_ticks(peak))
         self.refresh()
         if self.legend is not None:
             hint = ""
@@ -141,6 +141,12 @@ class InFlightChart(PlotextPlot):
             self.legend.show([(s.label, color) for s, color in drawn], hint)
 
 
-def integer_ticks(top: int, count: int = 4) -> list[int]:
-    step = max(1, -(-top // count))
-    return list(range(0, top + 1, step))
+def integer_ticks(peak: int, count: int = 4) -> list[int]:
+    """Whole-number ticks at a round step (1, 2, 5 x 10^k), and the peak itself, so a
+    plateau at k reads k on the axis."""
+    steps = (m * 10**k for k in range(12) for m in (1, 2, 5))
+    step = next(s for s in steps if -(-peak // s) <= count)
+    ticks = list(range(0, peak + 1, step))
+    if peak - ticks[-1] >= step / 2:
+        ticks.append(peak)
+    return ticks
