@@ -12,15 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.widget import Widget
 from textual_plotext import PlotextPlot
 
 from core.strategies import LABELS
+from tui.widgets.stats_bar import pack
 
 COLORS = ("cyan", "magenta", "green", "orange", "blue")
-LEGEND_COLORS = {"orange": "dark_orange"}
+LEGEND_COLORS = {"orange": "dark_orange", "gray": "grey50"}
 """Rich's names where plotext's differ."""
 MAX_SERIES = len(COLORS)
+LIMIT_COLOR = "gray"
+"""The adaptive strategy's limit over time, drawn with its run's line."""
 MAX_POINTS = 120
 
 
@@ -67,18 +70,38 @@ def line(series: Series, now: float | None = None) -> list[tuple[float, int]]:
     return points
 
 
-class ChartLegend(Static):
-    """Which line is which, below the plot."""
+class ChartLegend(Widget):
+    """Which line is which, below the plot; an entry moves to the next line whole."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.entries: list[Text] = []
+        self._shown: tuple[tuple[tuple[str, str], ...], str] | None = None
 
     def show(self, entries: list[tuple[str, str]], hint: str) -> None:
-        text = Text()
-        for position, (label, color) in enumerate(entries):
-            if position:
-                text.append("  ")
-            text.append("━━ " + label, style=LEGEND_COLORS.get(color, color))
+        """Called on every redraw: a no-op unless the legend changed, and a re-layout
+        only when it needs another line."""
+        shown = (tuple(entries), hint)
+        if shown == self._shown:
+            return
+        self._shown = shown
+        before = len(self.lines(self.size.width)) if self.size.width else 0
+        self.entries = [
+            Text("━━ " + label, style=LEGEND_COLORS.get(color, color)) for label, color in entries
+        ]
         if hint:
-            text.append(("  " if entries else "") + hint, style="dim")
-        self.update(text)
+            self.entries.append(Text(hint, style="dim"))
+        self.refresh(layout=not self.size.width or len(self.lines(self.size.width)) != before)
+
+    def lines(self, width: int) -> list[Text]:
+        rows = pack([entry.cell_len for entry in self.entries], width)
+        return [Text("  ").join(self.entries[i] for i in row) for row in rows]
+
+    def get_content_height(self, container: object, viewport: object, width: int) -> int:
+        return max(1, len(self.lines(width)))
+
+    def render(self) -> Text:
+        return Text("\n").join(self.lines(self.size.width))
 
 
 class InFlightChart(PlotextPlot):
@@ -128,6 +151,10 @@ class InFlightChart(PlotextPlot):
                 continue
             peak = max(peak, max(y for _, y in points))
             plt.plot([x for x, _ in points], [y for _, y in points], color=color, marker="braille")
+            if len(series.limits) > 1:
+                limit = steps(series.limits)
+                peak = max(peak, max(y for _, y in limit))
+                plt.plot([x for x, _ in limit], [y for _, y in limit], color=LIMIT_COLOR)
         if not drawn:
             plt.plot([0.0, 1.0], [0, 0], color="gray", marker="braille")
         top = peak + max(1, peak // 8)
@@ -138,7 +165,10 @@ class InFlightChart(PlotextPlot):
             hint = ""
             if len(self.series) > 1:
                 hint = "v: this run only" if self.overlay else "v: overlay"
-            self.legend.show([(s.label, color) for s, color in drawn], hint)
+            entries = [(s.label, color) for s, color in drawn]
+            if any(len(s.limits) > 1 for s, _ in drawn):
+                entries.append(("adaptive limit", LIMIT_COLOR))
+            self.legend.show(entries, hint)
 
 
 def integer_ticks(peak: int, count: int = 4) -> list[int]:
