@@ -41,6 +41,7 @@ from core.options import (
 )
 from core.recorder import recording, run_meta
 from core.report import format_stats_line, progress_display, stats_table
+from core.results import Row
 from core.runner import Run
 from core.stats import RunStats, ideal_elapsed
 from core.store import Store, resolve_store_path
@@ -88,7 +89,9 @@ def run_parser(prog: str = "fanout run") -> argparse.ArgumentParser:
 
 
 def load_inputs(args: argparse.Namespace) -> tuple[Dataset, type[BaseModel]]:
-    dataset = load_dataset(resolve_dataset(args.dataset), text_column=args.text_column)
+    dataset = load_dataset(
+        resolve_dataset(args.dataset), text_column=args.text_column, id_column=args.id_column
+    )
     for message in dataset.warnings:
         warn(message)
     return dataset, load_schema(args.schema)
@@ -153,7 +156,7 @@ async def _run(
     assert run.stats is not None
     if out is not None:
         try:
-            export_results(run.rows, schema, out)
+            export_results(run.rows, schema, out, dataset.columns)
         except ExportError as exc:
             if recorder is None:
                 raise
@@ -165,11 +168,28 @@ async def _run(
         sys.stdout.write(results_jsonl(run.rows))
         sys.stdout.flush()
     print(format_stats_line(run.stats, out), file=sys.stderr)
+    note = guessed_note(run.rows)
+    if note:
+        print(f"fanout: note: {note}", file=sys.stderr)
     if run.stats.stopped_reason and not interrupted:
         warn(run.stats.stopped_reason)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if run.stats.ok == run.stats.records else EXIT_ROWS_FAILED
+
+
+def guessed_note(rows: Sequence[Row]) -> str | None:
+    """One line when the endpoint made values up (the simulator on a schema it has no
+    rules for), naming the fields, so a placeholder is never taken for an answer."""
+    marked = [row for row in rows if row.guessed]
+    if not marked:
+        return None
+    fields = list(dict.fromkeys(path for row in marked for path in row.guessed))
+    shown = ", ".join(fields[:6]) + (f" and {len(fields) - 6} more" if len(fields) > 6 else "")
+    return (
+        f"the simulator has no rule for some fields and filled placeholders on {len(marked)} "
+        f"of {len(rows)} rows ({shown}); they are listed per row in guessed_fields"
+    )
 
 
 async def _execute_with_progress(run: Run, title: str, *, quiet: bool) -> bool:

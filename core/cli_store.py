@@ -213,12 +213,38 @@ def export_schema(
     if model is not None:
         on_warning(f"{problem}; exporting with the columns of the stored JSON schema")
         return model
-    keys: dict[str, None] = {}
+    keys: dict[str, bool] = {}
     for row in rows:
-        for key in row.data or {}:
-            keys.setdefault(key, None)
+        for key, value in (row.data or {}).items():
+            scalar = value is None or isinstance(value, (str, int, float, bool))
+            keys[key] = keys.get(key, True) and scalar
     on_warning(f"{problem}; exporting with the columns found in the stored data")
-    return _model("StoredData", dict.fromkeys(keys, (Any, None)))
+    return _model(
+        "StoredData", {key: (_SCALAR if scalar else Any, None) for key, scalar in keys.items()}
+    )
+
+
+_SCALAR: Any = str | int | float | bool | None
+"""A field rebuilt from what is stored, known to hold one plain value (one CSV cell)."""
+_JSON_SCALARS = {"string", "integer", "number", "boolean", "null"}
+
+
+def _is_scalar_schema(node: Any, resolve: Callable[[Any], Any]) -> bool:
+    node = resolve(node)
+    if not isinstance(node, dict):
+        return False
+    if "enum" in node or "const" in node:
+        return all(not isinstance(v, (dict, list)) for v in node.get("enum", [node.get("const")]))
+    kind = node.get("type")
+    if isinstance(kind, str):
+        return kind in _JSON_SCALARS
+    if isinstance(kind, list):
+        return bool(kind) and all(k in _JSON_SCALARS for k in kind)
+    for key in ("anyOf", "oneOf"):
+        branches = node.get(key)
+        if isinstance(branches, list) and branches:
+            return all(_is_scalar_schema(b, resolve) for b in branches)
+    return False
 
 
 def model_from_json_schema(schema: dict[str, Any], depth: int = 0) -> type[BaseModel] | None:
@@ -240,7 +266,10 @@ def model_from_json_schema(schema: dict[str, Any], depth: int = 0) -> type[BaseM
         fields: dict[str, Any] = {}
         for key, sub in properties.items():
             nested = build(_single_object(resolve(sub), resolve), f"{name}_{key}", level + 1)
-            fields[str(key)] = ((nested | None) if nested is not None else Any, None)
+            if nested is not None:
+                fields[str(key)] = (nested | None, None)
+            else:
+                fields[str(key)] = (_SCALAR if _is_scalar_schema(sub, resolve) else Any, None)
         title = node.get("title")
         return _model(title if isinstance(title, str) and title.isidentifier() else name, fields)
 

@@ -9,9 +9,12 @@ Formats, by extension (or ``fmt=``):
 - ``.json``: a list of such objects or strings.
 - ``.txt`` (and anything else that is text): one record per non-blank line.
 
-A column or key named ``id`` gives each record its id (ids must be unique);
-otherwise the id is the record's line number in the file, so it stays the
-same when the file is loaded again. Every problem a user can have with a file
+A column or key named ``id`` (or the one named by ``id_column``) gives each
+record its id (ids must be unique); otherwise the id is the record's line
+number in the file (CSV: the line its row starts on, the header being line
+1; JSONL and text: the line; JSON: the position in the list, from 1), so it
+stays the same when the file is loaded again. Every other column is kept in
+``Record.extra`` and carried to the results. Every problem a user can have with a file
 raises one ``DatasetError`` naming the file, the line and the fix.
 """
 
@@ -24,18 +27,16 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from core.errors import DatasetError
+from core.results import NO_EXTRA
 
 MAX_TEXT_CHARS = 200_000
 """A record longer than this is almost surely a mistake (a whole file in one cell)."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
 """A lone UTF-16 surrogate (only a JSON escape like \\ud800 makes one): no UTF-8 for it."""
 
-NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
-"""Shared by every record without other columns (100,000 empty dicts add up)."""
 
 FORMATS = ("csv", "tsv", "jsonl", "json", "txt")
 _EXTENSIONS = {
@@ -68,6 +69,8 @@ class Dataset:
     columns: tuple[str, ...] = ()
     """The extra columns (everything but id and text), in file order."""
     warnings: tuple[str, ...] = ()
+    id_column: str | None = None
+    """The column the ids came from; None when they are line numbers."""
 
     @property
     def name(self) -> str:
@@ -82,21 +85,37 @@ def detect_format(path: Path) -> str:
 
 
 def load_dataset(
-    path: str | Path, text_column: str | None = None, fmt: str | None = None
+    path: str | Path,
+    text_column: str | None = None,
+    fmt: str | None = None,
+    id_column: str | None = None,
 ) -> Dataset:
-    """Read ``path`` into a Dataset, or raise DatasetError with a fix."""
+    """Read ``path`` into a Dataset, or raise DatasetError with a fix.
+
+    ``id_column``: where the ids are; by default ``id`` when the file has it.
+    Named explicitly, it must exist (and not be the text column).
+    """
     path = Path(path).expanduser()
     fmt = (fmt or detect_format(path)).lower()
     if fmt not in FORMATS:
         raise DatasetError(f"{path}: unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    key = text_column or "text"
+    if id_column is not None and id_column == key:
+        raise DatasetError(
+            f"{path}: --id-column and --text-column are both {key!r}; ids and texts need "
+            "their own columns"
+        )
+    ids = _IdColumn(id_column or "id", explicit=id_column is not None)
     text = _read_text(path)
     if fmt in ("csv", "tsv"):
-        loaded = _load_csv(path, text, text_column or "text", "\t" if fmt == "tsv" else ",")
+        loaded = _load_csv(path, text, key, "\t" if fmt == "tsv" else ",", ids)
     elif fmt == "jsonl":
-        loaded = _load_jsonl(path, text, text_column or "text")
+        loaded = _load_jsonl(path, text, key, ids)
     elif fmt == "json":
-        loaded = _load_json(path, text, text_column or "text")
+        loaded = _load_json(path, text, key, ids)
     else:
+        if id_column is not None:
+            raise DatasetError(f"{path}: a plain text file has no columns; drop --id-column")
         loaded = _load_lines(text)
     rows, columns, skipped = loaded
     if not rows:
@@ -113,7 +132,15 @@ def load_dataset(
         records=records,
         columns=tuple(columns),
         warnings=warnings,
+        id_column=ids.name if ids.found else None,
     )
+
+
+@dataclass(slots=True)
+class _IdColumn:
+    name: str
+    explicit: bool
+    found: bool = False
 
 
 _Row = tuple[int, str | None, str, dict[str, Any]]
@@ -159,7 +186,7 @@ def _check_text(path: Path, line: int, text: str, what: str = "text") -> None:
 
 
 def _load_csv(
-    path: Path, text: str, column: str, delimiter: str
+    path: Path, text: str, column: str, delimiter: str, ids: _IdColumn
 ) -> tuple[list[_Row], list[str], int]:
     csv.field_size_limit(max(csv.field_size_limit(), MAX_TEXT_CHARS * 4))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
@@ -178,7 +205,12 @@ def _load_csv(
         )
     _no_duplicate_names(path, header)
     text_at = header.index(column)
-    id_at = header.index("id") if "id" in header and column != "id" else None
+    if ids.explicit and ids.name not in header:
+        raise DatasetError(
+            f"{path}: no id column {ids.name!r}; columns are {', '.join(map(repr, header))}"
+        )
+    id_at = header.index(ids.name) if ids.name in header and column != ids.name else None
+    ids.found = id_at is not None
     extra_names = [(i, name) for i, name in enumerate(header) if i not in (text_at, id_at)]
     rows: list[_Row] = []
     skipped = 0
@@ -214,7 +246,7 @@ def _no_duplicate_names(path: Path, header: list[str]) -> None:
 
 
 def _record_from_json(
-    path: Path, line: int, item: Any, key: str, columns: dict[str, None]
+    path: Path, line: int, item: Any, key: str, columns: dict[str, None], ids: _IdColumn
 ) -> _Row | None:
     if isinstance(item, str):
         value, record_id, extra = item, None, {}
@@ -232,10 +264,15 @@ def _record_from_json(
                 f"{path}, line {line}: {key!r} holds a {type(raw).__name__}, not text"
             )
         value = str(raw)
-        record_id = str(item["id"]) if key != "id" and item.get("id") is not None else None
+        id_key = ids.name if key != ids.name else None
+        if ids.explicit and id_key not in item:
+            raise DatasetError(f"{path}, line {line}: no id key {ids.name!r}")
+        raw_id = item.get(id_key) if id_key is not None else None
+        record_id = None if raw_id is None else _id_text(raw_id)
         if record_id is not None:
+            ids.found = True
             _check_text(path, line, record_id, "id")
-        extra = {k: v for k, v in item.items() if k not in (key, "id")}
+        extra = {k: v for k, v in item.items() if k != key and k != id_key}
         for name in extra:
             columns.setdefault(name, None)
     else:
@@ -250,11 +287,22 @@ def _record_from_json(
     return (line, record_id, value, extra)
 
 
-def _load_jsonl(path: Path, text: str, key: str) -> tuple[list[_Row], list[str], int]:
+def _id_text(value: Any) -> str:
+    """An id as text: JSON numbers and strings as written; anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _load_jsonl(
+    path: Path, text: str, key: str, ids: _IdColumn
+) -> tuple[list[_Row], list[str], int]:
     rows: list[_Row] = []
     columns: dict[str, None] = {}
     skipped = 0
-    for line, raw in enumerate(text.splitlines(), start=1):
+    # JSON Lines are split on "\n" only: str.splitlines() would also split inside a
+    # string holding a raw U+2028 or U+0085, which JSON allows unescaped.
+    for line, raw in enumerate(text.split("\n"), start=1):
         if not raw.strip():
             continue
         try:
@@ -266,7 +314,7 @@ def _load_jsonl(path: Path, text: str, key: str) -> tuple[list[_Row], list[str],
             ) from exc
         except (ValueError, RecursionError) as exc:
             raise DatasetError(f"{path}, line {line}: {_json_limit(exc)}") from exc
-        row = _record_from_json(path, line, item, key, columns)
+        row = _record_from_json(path, line, item, key, columns, ids)
         if row is None:
             skipped += 1
         else:
@@ -281,7 +329,9 @@ def _json_limit(exc: ValueError | RecursionError) -> str:
     return "JSON holds a number with too many digits to read; quote it as a string"
 
 
-def _load_json(path: Path, text: str, key: str) -> tuple[list[_Row], list[str], int]:
+def _load_json(
+    path: Path, text: str, key: str, ids: _IdColumn
+) -> tuple[list[_Row], list[str], int]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -303,7 +353,7 @@ def _load_json(path: Path, text: str, key: str) -> tuple[list[_Row], list[str], 
     columns: dict[str, None] = {}
     skipped = 0
     for position, item in enumerate(data, start=1):
-        row = _record_from_json(path, position, item, key, columns)
+        row = _record_from_json(path, position, item, key, columns, ids)
         if row is None:
             skipped += 1
         else:

@@ -1,12 +1,19 @@
 """Write results (and run summaries) to CSV or JSONL, safely.
 
-- One row per record: id, input text, one column per schema field (nested
-  fields flattened with dots), status, error, timings, attempts, tokens.
+- One row per record, in the layout of ``core.layout``: fanout's own columns
+  (``id``, ``text``, ``status``, ``error``, timings, attempts, tokens, cost),
+  the input's other columns as ``input.<column>``, the schema's fields as
+  ``data.<field path>`` (nested models flattened with dots; lists, dicts,
+  unions and recursive models as one JSON cell). JSONL keeps the structure:
+  ``{"id", "text", "input": {...}, "data": model_dump(mode="json"), ...}``.
 - Spreadsheet formula injection: a text cell starting with ``=``, ``+``,
-  ``-``, ``@``, tab or CR is prefixed with ``'`` so a spreadsheet shows it
-  instead of running it. Numbers we write ourselves are left alone.
+  ``-``, ``@``, tab, CR or ``'`` is prefixed with ``'`` so a spreadsheet shows
+  it instead of running it (and a reader strips exactly one ``'``). Numbers
+  we write ourselves are left alone.
 - Atomic: written to a temporary file beside the target, then renamed, so
-  a crash never leaves half a file under the target's name.
+  a crash never leaves half a file under the target's name. The file gets
+  the permissions of any file the user creates (the umask), not the temporary
+  file's private 0600.
 """
 
 from __future__ import annotations
@@ -23,12 +30,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.errors import ExportError
-from core.models import field_columns, flatten
+from core.layout import INPUT_PREFIX, FieldColumn, field_columns, input_columns
 from core.results import Row
 from core.stats import RunStats
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-ROW_COLUMNS_AFTER = (
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "'")
+OWN_BEFORE = ("id", "text")
+"""fanout's columns before the input's and the schema's."""
+OWN_AFTER = (
     "status",
     "error",
     "error_kind",
@@ -43,6 +52,10 @@ ROW_COLUMNS_AFTER = (
     "total_tokens",
     "cost_usd",
 )
+"""fanout's columns after them."""
+GUESSED_COLUMN = "guessed_fields"
+"""Written only when some row has fields the endpoint made up (the simulator's placeholders)."""
+OWN_COLUMNS = (*OWN_BEFORE, *OWN_AFTER, GUESSED_COLUMN)
 EXPORT_FORMATS = ("csv", "jsonl")
 
 
@@ -62,58 +75,69 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
+def _own_cell(value: Any) -> Any:
+    """One of fanout's own values (timings at 12 significant digits)."""
     if isinstance(value, float):
         return format(value, ".12g") if value == value else ""
-    if isinstance(value, (dict, list)):
-        return safe_cell(json.dumps(value, ensure_ascii=False))
+    return data_cell(value)
+
+
+def data_cell(value: Any, *, as_json: bool = False) -> str:
+    """A value of the user's data as CSV text, losing nothing that CSV can hold.
+
+    None is empty; booleans ``true``/``false``; numbers as Python writes them
+    (floats round-trip exactly); text as is (formula-safe); lists and dicts,
+    and anything when ``as_json``, as compact JSON.
+    """
+    if value is None:
+        return ""
+    if as_json or isinstance(value, (dict, list)):
+        return str(safe_cell(json.dumps(value, ensure_ascii=False, separators=(",", ":"))))
     if isinstance(value, bool):
         return "true" if value else "false"
-    return safe_cell(value) if isinstance(value, str) else value
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return str(safe_cell(str(value)))
 
 
-def row_record(row: Row, columns: Sequence[str]) -> dict[str, Any]:
-    """A row as an ordered mapping of export columns -> raw values."""
-    record: dict[str, Any] = {"id": row.id, "text": row.text}
-    record.update(flatten(row.data or {}, list(columns)))
-    record.update(
-        status=row.status.value,
-        error=row.error,
-        error_kind=row.error_kind.value if row.error_kind else None,
-        latency_s=row.latency_s,
-        queued_s=row.queued_s,
-        started_s=row.started_s,
-        finished_s=row.finished_s,
-        delivered_s=row.delivered_s,
-        attempts=row.attempts,
-        prompt_tokens=row.prompt_tokens,
-        completion_tokens=row.completion_tokens,
-        total_tokens=row.total_tokens,
-        cost_usd=row.cost_usd,
-    )
-    return record
+class ResultLayout:
+    """The columns of one export: fixed by the schema and the rows' input columns."""
+
+    def __init__(
+        self,
+        schema: type[BaseModel],
+        rows: Sequence[Row],
+        input_names: Sequence[str] = (),
+    ) -> None:
+        self.fields: list[FieldColumn] = field_columns(schema)
+        self.inputs = input_columns((row.extra for row in rows), input_names)
+        self.guessed = any(row.guessed for row in rows)
+        self.header = [
+            *OWN_BEFORE,
+            *(INPUT_PREFIX + name for name in self.inputs),
+            *(column.name for column in self.fields),
+            *OWN_AFTER,
+            *((GUESSED_COLUMN,) if self.guessed else ()),
+        ]
+
+    def cells(self, row: Row) -> list[Any]:
+        own = own_values(row)
+        extra = row.extra
+        return [
+            *(_own_cell(own[name]) for name in OWN_BEFORE),
+            *(data_cell(extra.get(name)) for name in self.inputs),
+            *(data_cell(c.value(row.data), as_json=c.json_cell) for c in self.fields),
+            *(_own_cell(own[name]) for name in OWN_AFTER),
+            *((";".join(row.guessed),) if self.guessed else ()),
+        ]
 
 
-def results_csv(rows: Iterable[Row], schema: type[BaseModel]) -> str:
-    columns = field_columns(schema)
-    header = ["id", "text", *columns, *ROW_COLUMNS_AFTER]
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for row in rows:
-        record = row_record(row, columns)
-        writer.writerow([_cell(record[name]) for name in header])
-    return buffer.getvalue()
-
-
-def row_json(row: Row) -> dict[str, Any]:
+def own_values(row: Row) -> dict[str, Any]:
+    """fanout's own values for a row, by column name."""
     return {
         "id": row.id,
         "text": row.text,
         "status": row.status.value,
-        "data": row.data,
         "error": row.error,
         "error_kind": row.error_kind.value if row.error_kind else None,
         "latency_s": row.latency_s,
@@ -124,19 +148,54 @@ def row_json(row: Row) -> dict[str, Any]:
         "attempts": row.attempts,
         "prompt_tokens": row.prompt_tokens,
         "completion_tokens": row.completion_tokens,
+        "total_tokens": row.total_tokens,
         "cost_usd": row.cost_usd,
     }
+
+
+def results_csv(
+    rows: Iterable[Row], schema: type[BaseModel], input_names: Sequence[str] = ()
+) -> str:
+    items = rows if isinstance(rows, Sequence) else list(rows)
+    layout = ResultLayout(schema, items, input_names)
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(layout.header)
+    for row in items:
+        writer.writerow(layout.cells(row))
+    return buffer.getvalue()
+
+
+def row_json(row: Row) -> dict[str, Any]:
+    """A row as one JSONL object: the model's own structure under ``data``."""
+    own = own_values(row)
+    item: dict[str, Any] = {"id": own.pop("id"), "text": own.pop("text")}
+    item["input"] = dict(row.extra)
+    item["data"] = row.data
+    own.pop("total_tokens")
+    item.update(own)
+    if row.guessed:
+        item[GUESSED_COLUMN] = list(row.guessed)
+    return item
 
 
 def results_jsonl(rows: Iterable[Row]) -> str:
     return "".join(json.dumps(row_json(row), ensure_ascii=False) + "\n" for row in rows)
 
 
-def export_results(rows: Iterable[Row], schema: type[BaseModel], path: str | Path) -> Path:
-    """Write results to ``path`` (.csv or .jsonl), atomically. Returns the path."""
+def export_results(
+    rows: Iterable[Row],
+    schema: type[BaseModel],
+    path: str | Path,
+    input_names: Sequence[str] = (),
+) -> Path:
+    """Write results to ``path`` (.csv or .jsonl), atomically. Returns the path.
+
+    ``input_names``: the dataset's input columns, in file order (others found
+    in the rows follow)."""
     target = Path(path).expanduser()
     fmt = export_format(target)
-    text = results_csv(rows, schema) if fmt == "csv" else results_jsonl(rows)
+    text = results_csv(rows, schema, input_names) if fmt == "csv" else results_jsonl(rows)
     write_atomic(target, text)
     return target
 
@@ -173,8 +232,8 @@ def runs_csv(stats: Iterable[RunStats], extra: Sequence[dict[str, Any]] | None =
     writer.writerow([*extra_names, *RUN_COLUMNS])
     for i, item in enumerate(stats):
         data = item.to_dict()
-        front = [_cell(extra[i][name]) for name in extra_names] if extra else []
-        writer.writerow([*front, *(_cell(data.get(name)) for name in RUN_COLUMNS)])
+        front = [_own_cell(extra[i][name]) for name in extra_names] if extra else []
+        writer.writerow([*front, *(_own_cell(data.get(name)) for name in RUN_COLUMNS)])
     return buffer.getvalue()
 
 
@@ -205,6 +264,7 @@ def write_atomic(target: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(temp, 0o666 & ~_umask())
         os.replace(temp, target)
     except OSError as exc:
         Path(temp).unlink(missing_ok=True)
@@ -212,3 +272,18 @@ def write_atomic(target: Path, text: str) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask: from /proc where it is shown (Linux), else by setting it
+    and putting it back (a moment in which another thread's new file would get 022)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -51,6 +51,8 @@ class Extraction:
     completion_tokens: int
     rate_limited: int = 0
     cost_usd: float = 0.0
+    guessed: tuple[str, ...] = ()
+    """Field paths the endpoint said it made up (the simulator's placeholders)."""
 
 
 class ExtractionFailed(Exception):
@@ -237,6 +239,7 @@ class Extractor:
                     completion_tokens=usage[1],
                     rate_limited=tally.rate_limited,
                     cost_usd=self.cost(usage[0], usage[1]),
+                    guessed=guessed_fields(completion),
                 )
         finally:
             stop_listening(token)
@@ -282,6 +285,17 @@ class Extractor:
             # A little jitter on top so that everyone told "1 s" does not come back at once.
             return failure.retry_after + self._rng.uniform(0, 0.1 + failure.retry_after * 0.1)
         return self.retry.backoff(failures, self._rng)
+
+
+def guessed_fields(completion: ChatCompletion) -> tuple[str, ...]:
+    """The fields an answer says were made up: fanout's simulator lists its placeholders
+    under a top-level ``fanout.guessed`` (other servers send nothing of the kind)."""
+    extra = completion.model_extra
+    marks = extra.get("fanout") if extra else None
+    paths = marks.get("guessed") if isinstance(marks, dict) else None
+    if not isinstance(paths, list):
+        return ()
+    return tuple(str(path) for path in paths[:1000])
 
 
 def _usage_of(usage: Any) -> tuple[int, int]:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import itertools
+import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -97,7 +100,7 @@ def _import_module(where: str, spec: str) -> Any:
         sys.modules[module_name] = module
         try:
             loader_spec.loader.exec_module(module)
-        except Exception as exc:  # a user's file can raise anything while importing
+        except (Exception, SystemExit) as exc:  # a user's file can do anything on import
             sys.modules.pop(module_name, None)
             raise SchemaError(f"{spec!r}: importing {path} failed: {_one_line(exc)}") from exc
         return module
@@ -117,41 +120,38 @@ def schema_name(model: type[BaseModel]) -> str:
     return model.__name__
 
 
-def field_columns(model: type[BaseModel], prefix: str = "") -> list[str]:
-    """Column names for a model's fields, nested models flattened with dots."""
-    columns: list[str] = []
-    for name, info in model.model_fields.items():
-        nested = _nested_model(info.annotation)
-        if nested is not None:
-            columns.extend(field_columns(nested, f"{prefix}{name}."))
-        else:
-            columns.append(f"{prefix}{name}")
-    return columns
+BUNDLED_SCHEMAS: dict[str, str] = {
+    "people.csv": "Person",
+    "people_1000.csv": "Person",
+    "contacts.csv": "Contact",
+    "reviews.jsonl": "Review",
+}
+"""The schema each bundled dataset was written for."""
+
+_CUES: dict[str, tuple[re.Pattern[str], ...]] = {
+    "Person": (re.compile(r"(?i)\b\d{1,3}[ -]years?[ -]old\b|\baged? \d"),),
+    "Contact": (
+        re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+"),
+        re.compile(r"\+?\d[\d ().-]{6,}\d"),
+    ),
+    "Review": (re.compile(r"(?i)\b[1-5] ?(/ ?5|out of 5|stars?)\b|\brated\b|★"),),
+}
 
 
-def flatten(value: Any, columns: list[str]) -> dict[str, Any]:
-    """A model instance (or its dict) as ``{column: scalar}`` for ``columns``.
-
-    Lists and dicts that are not nested models are kept whole (the exporter
-    writes them as JSON).
-    """
-    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-    flat: dict[str, Any] = {}
-    for column in columns:
-        current: Any = data
-        for part in column.split("."):
-            current = current.get(part) if isinstance(current, dict) else None
-        flat[column] = current
-    return flat
-
-
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    args = getattr(annotation, "__args__", None)
-    if args:
-        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-        others = [a for a in args if a is not type(None) and a not in models]
-        if len(models) == 1 and not others:
-            return models[0]
-    return None
+def suggest_schema(file_name: str, texts: Iterable[str]) -> tuple[str, str] | None:
+    """A built-in schema that fits a dataset, and why: a bundled dataset's own schema, or
+    the one whose sample data the texts look like (ages, emails and phones, ratings)."""
+    if file_name in BUNDLED_SCHEMAS:
+        return BUNDLED_SCHEMAS[file_name], f"{file_name} is its bundled dataset"
+    sample = list(itertools.islice(texts, 50))
+    if not sample:
+        return None
+    scores = {
+        name: sum(any(cue.search(text) for cue in cues) for text in sample)
+        for name, cues in _CUES.items()
+    }
+    best = max(scores, key=lambda name: scores[name])
+    if scores[best] * 2 < len(sample):
+        return None
+    what = {"Person": "ages", "Contact": "emails or phone numbers", "Review": "ratings"}[best]
+    return best, f"{scores[best]} of the first {len(sample)} texts mention {what}"

@@ -141,6 +141,12 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
         help="CSV column / JSON key holding the text (default: text)",
     )
     group.add_argument(
+        "--id-column",
+        metavar="NAME",
+        help="CSV column / JSON key holding each row's id, to join results back to the "
+        "input (default: id, when present; else the line number)",
+    )
+    group.add_argument(
         "--schema",
         default="Person",
         metavar="SPEC",

@@ -8,9 +8,14 @@ never an exception.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
+
+NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+"""Shared by every row without input columns of its own."""
 
 
 class Status(StrEnum):
@@ -63,6 +68,12 @@ class Row:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    extra: Mapping[str, Any] = field(default_factory=lambda: NO_EXTRA)
+    """The input's other columns (everything but the id and the text), as loaded."""
+    guessed: tuple[str, ...] = ()
+    """Field paths the endpoint says it made up rather than found (the simulator's
+    placeholders for a schema its rules do not cover), e.g. ``customer.name``,
+    ``line_items[].quantity``."""
 
     @property
     def latency_s(self) -> float | None:

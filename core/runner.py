@@ -72,7 +72,9 @@ class Run:
         self.strategy = strategy
         self.concurrency = concurrency
         self.records = tuple(records)
-        self.rows = [Row(index=i, id=r.id, text=r.text) for i, r in enumerate(self.records)]
+        self.rows = [
+            Row(index=i, id=r.id, text=r.text, extra=r.extra) for i, r in enumerate(self.records)
+        ]
         # A whole dataset (the usual case) needs no lookup table: index == position.
         in_order = all(r.index == i for i, r in enumerate(self.records))
         self._position: dict[int, int] | None = (
@@ -270,6 +272,7 @@ class Run:
             if self.keep_values:
                 row.value = result.value
             row.data = result.value.model_dump(mode="json")
+            row.guessed = result.guessed
             self._account(
                 row,
                 result.attempts,

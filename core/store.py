@@ -13,7 +13,11 @@ Tables (schema version ``SCHEMA_VERSION``, kept in ``schema_version``):
   once it ended, its final stats. Never an API key; a ``base_url`` only for
   non-local endpoints, with any ``user:password@``, query and fragment removed.
 - ``rows``: one line per record, inserted as ``pending`` when the run starts
-  (so resuming needs no input file), updated as rows finish.
+  (so resuming needs no input file), with the input's other columns
+  (``extra_json``), updated as rows finish.
+
+A store of an older schema version is brought up to date when opened
+(``MIGRATIONS``, one transaction); a newer one is refused.
 
 The status stored is ``running``, ``finished`` or ``cancelled``. A run whose
 process died stays ``running`` in the file; readers report it as
@@ -41,10 +45,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from core.dataset import Record
 from core.errors import StoreError
-from core.results import ErrorKind, Row, Status
+from core.results import NO_EXTRA, ErrorKind, Row, Status
 from core.strategies import USES_CONCURRENCY
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STORE_ENV = "FANOUT_STORE"
 STORE_FILENAME = "runs.sqlite3"
 BUSY_TIMEOUT_S = 5.0
@@ -102,10 +106,21 @@ CREATE TABLE IF NOT EXISTS rows (
     completion_tokens INTEGER NOT NULL DEFAULT 0,
     cost_usd          REAL NOT NULL DEFAULT 0,
     session           INTEGER NOT NULL DEFAULT 0,
+    extra_json        TEXT,
+    guessed_json      TEXT,
     PRIMARY KEY (run_id, idx)
 );
 CREATE INDEX IF NOT EXISTS rows_status ON rows (run_id, status);
 """
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        # the input's other columns, and the fields an endpoint said it made up
+        "ALTER TABLE rows ADD COLUMN extra_json TEXT",
+        "ALTER TABLE rows ADD COLUMN guessed_json TEXT",
+    ),
+}
+"""What brings a store from the version before each key up to that version."""
 
 _RUN_COLUMNS = (
     "id, created_at, ended_at, status, pid, host, proc_start, dataset_path, dataset_name, "
@@ -114,12 +129,14 @@ _RUN_COLUMNS = (
 )
 _ROW_COLUMNS = (
     "idx, record_id, text, status, data_json, error, error_kind, queued_s, started_s, "
-    "finished_s, delivered_s, attempts, prompt_tokens, completion_tokens, cost_usd"
+    "finished_s, delivered_s, attempts, prompt_tokens, completion_tokens, cost_usd, "
+    "extra_json, guessed_json"
 )
 _UPDATE_ROW = (
     "UPDATE rows SET status = ?, data_json = ?, error = ?, error_kind = ?, queued_s = ?, "
     "started_s = ?, finished_s = ?, delivered_s = ?, attempts = ?, prompt_tokens = ?, "
-    "completion_tokens = ?, cost_usd = ?, session = ? WHERE run_id = ? AND idx = ?"
+    "completion_tokens = ?, cost_usd = ?, session = ?, guessed_json = ? "
+    "WHERE run_id = ? AND idx = ?"
 )
 _UPDATE_DELIVERED = "UPDATE rows SET delivered_s = ? WHERE run_id = ? AND idx = ?"
 
@@ -335,6 +352,7 @@ def row_params(run_id: str, idx: int, row: Row, session: int = 0) -> RowParams:
         row.completion_tokens,
         row.cost_usd,
         session,
+        _dumps(list(row.guessed)) if row.guessed else None,
         run_id,
         idx,
     )
@@ -358,7 +376,8 @@ def _status(value: str) -> Status:
 
 def _row_from_sql(values: Sequence[Any]) -> Row:
     (idx, record_id, text, status, data_json, error, error_kind, queued_s, started_s) = values[:9]
-    (finished_s, delivered_s, attempts, prompt_tokens, completion_tokens, cost_usd) = values[9:]
+    (finished_s, delivered_s, attempts, prompt_tokens, completion_tokens, cost_usd) = values[9:15]
+    extra_json, guessed_json = values[15:17]
     data = None
     if data_json is not None:
         try:
@@ -385,7 +404,19 @@ def _row_from_sql(values: Sequence[Any]) -> Row:
         prompt_tokens=prompt_tokens or 0,
         completion_tokens=completion_tokens or 0,
         cost_usd=cost_usd or 0.0,
+        extra=_loads_dict(extra_json) or NO_EXTRA,
+        guessed=_loads_paths(guessed_json),
     )
+
+
+def _loads_paths(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return ()
+    return tuple(str(v) for v in value) if isinstance(value, list) else ()
 
 
 def _loads_dict(text: str | None) -> dict[str, Any] | None:
@@ -459,12 +490,34 @@ class Store:
                         conn.execute("ROLLBACK")
                     raise
                 version = self._version()
+            if version is not None and version < SCHEMA_VERSION:
+                version = self._migrate()
             if version is None or version > SCHEMA_VERSION:
                 raise StoreError(
                     f"store {self.path} was written by a newer fanout (schema version "
                     f"{version}; this one reads up to {SCHEMA_VERSION}); upgrade fanout or "
                     "use --store with another file"
                 )
+
+    def _migrate(self) -> int | None:
+        """Apply the migrations this store lacks, in one transaction; the new version."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._version() or SCHEMA_VERSION  # another process may have done it
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[target]:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                    (target, utc_now().isoformat(timespec="seconds")),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return self._version()
 
     def _version(self) -> int | None:
         has_table = self._conn.execute(
@@ -567,9 +620,18 @@ class Store:
                             ),
                         )
                         conn.executemany(
-                            "INSERT INTO rows (run_id, idx, record_id, text, status) "
-                            "VALUES (?, ?, ?, ?, 'pending')",
-                            ((run_id, r.index, r.id, r.text) for r in records),
+                            "INSERT INTO rows (run_id, idx, record_id, text, status, extra_json) "
+                            "VALUES (?, ?, ?, ?, 'pending', ?)",
+                            (
+                                (
+                                    run_id,
+                                    r.index,
+                                    r.id,
+                                    r.text,
+                                    _dumps(dict(r.extra)) if r.extra else None,
+                                )
+                                for r in records
+                            ),
                         )
                 except sqlite3.IntegrityError:
                     if self._conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
@@ -747,9 +809,9 @@ class Store:
         marks = ", ".join("?" for _ in statuses)
         with self._errors("read the rows"):
             return [
-                Record(index=idx, id=record_id, text=text)
-                for idx, record_id, text in self._conn.execute(
-                    f"SELECT idx, record_id, text FROM rows WHERE run_id = ? "
+                Record(index=idx, id=record_id, text=text, extra=_loads_dict(extra) or NO_EXTRA)
+                for idx, record_id, text, extra in self._conn.execute(
+                    f"SELECT idx, record_id, text, extra_json FROM rows WHERE run_id = ? "
                     f"AND status IN ({marks}) ORDER BY idx",
                     (run_id, *statuses),
                 )

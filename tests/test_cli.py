@@ -123,7 +123,7 @@ def test_run_bundled_people_writes_csv(tmp_path: Path, capsys: pytest.CaptureFix
     assert [row["id"] for row in rows] == list(PEOPLE)
     for row in rows:
         assert row["status"] == "ok", row
-        assert (row["name"], int(row["age"])) == PEOPLE[row["id"]]
+        assert (row["data.name"], int(row["data.age"])) == PEOPLE[row["id"]]
     code, stdout, _ = fanout(capsys, "runs", "--json")
     (run,) = json.loads(stdout)
     assert (run["status"], run["records"], run["ok"], run["failed"]) == ("finished", 7, 7, 0)

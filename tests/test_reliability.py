@@ -106,7 +106,7 @@ def test_faulty_server_every_row_accounted_for(
     assert {row["status"] for row in rows} <= {"ok", "failed"}
     for row in rows:
         if row["status"] == "ok":
-            assert row["error"] == "" and row["name"] and row["age"].isdigit(), row
+            assert row["error"] == "" and row["data.name"] and row["data.age"].isdigit(), row
         else:
             assert row["error"].strip() and "\n" not in row["error"], row
             assert row["error_kind"] in ERROR_KINDS, row
@@ -237,8 +237,12 @@ def test_ctrl_c_stops_with_every_row_written_and_resume_finishes(
     after = read_csv(out)
     assert [row["id"] for row in after] == ids
     assert all(row["status"] == "ok" for row in after)
-    before = {row["id"]: (row["name"], row["age"]) for row in rows if row["status"] == "ok"}
-    assert {row["id"]: (row["name"], row["age"]) for row in after if row["id"] in before} == before
+
+    def person(row: dict[str, str]) -> tuple[str, str]:
+        return row["data.name"], row["data.age"]
+
+    before = {row["id"]: person(row) for row in rows if row["status"] == "ok"}
+    assert {row["id"]: person(row) for row in after if row["id"] in before} == before
 
 
 def test_ctrl_c_twice_quits_at_once_and_the_store_stays_sound(tmp_path: Path) -> None:

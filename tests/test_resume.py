@@ -343,6 +343,7 @@ def test_export_falls_back_when_the_schema_is_gone(
                     5,
                     0.0,
                     0,
+                    None,
                     run_id,
                     0,
                 )
@@ -356,7 +357,7 @@ def test_export_falls_back_when_the_schema_is_gone(
     assert main(["export", run_id, str(out), "--store", str(db)]) == 0
     assert "stored JSON schema" in capsys.readouterr().err
     rows = read_csv(out)
-    assert rows[0]["address.city"] == "Oslo" and rows[0]["name"] == "Ann"
+    assert rows[0]["data.address.city"] == "Oslo" and rows[0]["data.name"] == "Ann"
     assert rows[1]["status"] == "failed"
 
     conn = sqlite3.connect(db)
@@ -366,7 +367,7 @@ def test_export_falls_back_when_the_schema_is_gone(
     assert main(["export", run_id[:10], str(out), "--store", str(db)]) == 0
     assert "found in the stored data" in capsys.readouterr().err
     rows = read_csv(out)
-    assert rows[0]["name"] == "Ann" and json.loads(rows[0]["address"])["city"] == "Oslo"
+    assert rows[0]["data.name"] == "Ann" and json.loads(rows[0]["data.address"])["city"] == "Oslo"
 
 
 def test_run_records_itself_and_no_store_records_nothing(

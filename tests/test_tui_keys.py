@@ -8,9 +8,8 @@ from pathlib import Path
 
 from textual.binding import Binding
 from textual.pilot import Pilot
-from textual.widgets import Markdown
+from textual.widgets import Input, Markdown
 
-from core.dataset import load_dataset
 from core.options import bundled_datasets_dir
 from core.results import Status
 from tests.tui_support import scripted_app
@@ -18,6 +17,7 @@ from tui.app import RESULTS_TITLE, FanoutApp
 from tui.commands import palette_commands
 from tui.screens.help import HelpScreen
 from tui.screens.history import HistoryScreen
+from tui.screens.open_dataset import OpenDatasetScreen
 from tui.widgets.chart import InFlightChart
 from tui.widgets.controls import SemaphoreControl
 from tui.widgets.header import DatasetBar
@@ -143,6 +143,14 @@ async def test_the_chart_shows_this_run_on_its_own_scale_and_v_overlays_the_last
         assert "#1 gather + Semaphore (2)" in legend and "#2 asyncio.gather" in legend
 
 
+async def open_dataset(pilot: Pilot[int], app: FanoutApp, name: str) -> None:
+    await pilot.press("o")
+    await wait_for(pilot, lambda: isinstance(app.screen, OpenDatasetScreen))
+    app.screen.query_one("#open-path", Input).value = str(bundled_datasets_dir() / name)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: app.dataset.path.name == name)
+
+
 def header(app: FanoutApp) -> str:
     return str(app.query_one(DatasetBar).render())
 
@@ -154,8 +162,7 @@ async def test_the_header_and_controls_name_what_is_on_screen(tmp_path: Path) ->
         table = app.query_one(ResultsTable)
         assert "people.csv" in header(app) and "run " in table.border_title  # type: ignore[operator]
         # Open another dataset: the header and the table's title follow it.
-        app._opened(load_dataset(bundled_datasets_dir() / "people_1000.csv"))
-        await pilot.pause()
+        await open_dataset(pilot, app, "people_1000.csv")
         assert "people_1000.csv (1,000 rows)" in header(app)
         assert table.border_title == RESULTS_TITLE and table.row_count == 0
         # The past runs dialog lists this dataset's runs (none yet); a lists them all.
@@ -182,8 +189,7 @@ async def test_a_resume_shows_the_resumed_runs_dataset_and_semaphore(tmp_path: P
         await wait_for(pilot, lambda: not app.running)
         engine.hold_from = None
         app.query_one(SemaphoreControl).value = 9
-        app._opened(load_dataset(bundled_datasets_dir() / "people_1000.csv"))
-        await pilot.pause()
+        await open_dataset(pilot, app, "people_1000.csv")
         assert "people_1000.csv" in header(app)
         await pilot.press("h")
         await wait_for(pilot, lambda: isinstance(app.screen, HistoryScreen))

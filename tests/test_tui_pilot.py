@@ -147,7 +147,7 @@ async def test_walkthrough_run_switch_run_again_and_export(
         await wait_for(pilot, lambda: any(tmp_path.glob("fanout-people-*.csv")))
     exported = read_csv(tmp_path, "fanout-people-as_completed_semaphore-*.csv")
     assert len(exported) == 7
-    assert {(r["name"], int(r["age"])) for r in exported} == set(PEOPLE.values())
+    assert {(r["data.name"], int(r["data.age"])) for r in exported} == set(PEOPLE.values())
     assert all(r["status"] == "ok" for r in exported)
 
 

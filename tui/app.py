@@ -31,7 +31,7 @@ from core.engine import ClientOptions, Engine
 from core.errors import FanoutError
 from core.export import export_results, export_runs
 from core.gctune import quiet_gc
-from core.models import load_schema
+from core.models import BUILTIN_MODELS, load_schema
 from core.recorder import RunRecorder, merge_rows, run_meta
 from core.results import Row, Status
 from core.runner import Run
@@ -52,7 +52,7 @@ from tui.screens.export import ExportChoice, ExportScreen
 from tui.screens.help import HelpScreen, key_table
 from tui.screens.history import HistoryChoice, HistoryScreen
 from tui.screens.limits import Limits, LimitsScreen
-from tui.screens.open_dataset import OpenDatasetScreen
+from tui.screens.open_dataset import OpenChoice, OpenDatasetScreen
 from tui.screens.quit import QuitScreen
 from tui.settings import DashboardSettings, settings_from_args
 from tui.widgets.chart import ChartLegend, InFlightChart, Series
@@ -63,6 +63,8 @@ from tui.widgets.runs_table import RunsTable
 from tui.widgets.stats_bar import StatsBar
 from tui.widgets.view_tabs import ViewTabs
 
+RESULTS_TITLE = "results (in the order requests finished)"
+GUESSED_LEGEND = "~ a placeholder the simulator made up"
 TICK_SECONDS = 1 / 10
 """How often buffered run events reach the widgets (each tick costs a frame)."""
 ROWS_PER_TICK = 400
@@ -331,6 +333,7 @@ class FanoutApp(App[int]):
             return
         self._engine_ready.set_result(self.engine)
         self._show_header()
+        self._placeholder_notice()
 
     async def _ready_engine(self) -> EngineLike:
         assert self._engine_ready is not None
@@ -398,7 +401,9 @@ class FanoutApp(App[int]):
                 if self.shown is None:
                     self.notify("no results yet: press r to run", severity="warning")
                     return
-                path = export_results(self.shown.rows, self.shown.schema, choice.path)
+                path = export_results(
+                    self.shown.rows, self.shown.schema, choice.path, self.shown.input_columns
+                )
         except FanoutError as exc:
             self.notify(str(exc), title="export failed", severity="error", timeout=10)
             return
@@ -408,23 +413,40 @@ class FanoutApp(App[int]):
         if self.running:
             self.notify("cancel the run (c) before opening another dataset", severity="warning")
             return
-        self.push_screen(
-            OpenDatasetScreen(self.dataset.path, self.dataset.text_column), self._opened
+        screen = OpenDatasetScreen(
+            self.dataset.path,
+            self.dataset.text_column,
+            self.settings.schema,
+            self.dataset.id_column if self.dataset.id_column != "id" else None,
         )
+        self.push_screen(screen, self._opened)
 
-    def _opened(self, dataset: Dataset | None) -> None:
-        if dataset is None:
+    def _opened(self, choice: OpenChoice | None) -> None:
+        if choice is None:
             return
+        dataset = choice.dataset
         self.dataset = dataset
+        self.schema = choice.schema
+        self.settings = replace(
+            self.settings,
+            dataset=dataset.path,
+            text_column=dataset.text_column,
+            id_column=dataset.id_column,
+            schema=choice.schema_spec,
+        )
         self.shown = None
         table = self.query_one(ResultsTable)
-        table.set_schema(self.schema)
+        table.set_schema(choice.schema)
         table.border_title = RESULTS_TITLE
         self.query_one(StatsBar).clear(len(dataset))
         self._describe(dataset.path.name, len(dataset), self.schema)
         for warning in dataset.warnings:
             self.notify(warning, severity="warning")
-        self.notify(f"opened {dataset.path.name}: {len(dataset):,} rows", timeout=4)
+        self.notify(
+            f"opened {dataset.path.name}: {len(dataset):,} rows, schema {choice.schema.__name__}",
+            timeout=4,
+        )
+        self._placeholder_notice()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(key_table(self.BINDINGS)))
@@ -543,6 +565,7 @@ class FanoutApp(App[int]):
         table.border_title = f"results of run {info.id} ({info.status}) · h: past runs"
         self._describe(Path(info.dataset_path).name, info.records, schema)
         self._show_run_controls(info)
+        self._mark_guessed()
         self.notify(f"opened run {info.id}: {info.ok} ok, {info.failed} failed", timeout=4)
 
     def _show_run_controls(self, info: RunInfo) -> None:
@@ -551,6 +574,25 @@ class FanoutApp(App[int]):
             self.strategy = info.strategy
         if info.concurrency:
             self.query_one(SemaphoreControl).value = info.concurrency
+
+    def _placeholder_notice(self) -> None:
+        """The simulator is no language model: on a schema it has no rules for, say that
+        its answers hold placeholders (marked ~ in the table) before anyone trusts them."""
+        if self.settings.endpoint.kind != "local" or self.schema in BUILTIN_MODELS.values():
+            return
+        self.notify(
+            f"the simulator fills {self.schema.__name__} by simple rules; values it has no "
+            "rule for are placeholders, marked ~ in the table and listed in the export's "
+            "guessed_fields",
+            title="simulated answers",
+            timeout=12,
+        )
+
+    def _mark_guessed(self) -> None:
+        table = self.query_one(ResultsTable)
+        title = str(table.border_title or RESULTS_TITLE)
+        if table.guessed_rows and GUESSED_LEGEND not in title:
+            table.border_title = f"{title} · {GUESSED_LEGEND}"
 
     def _warn(self, message: str) -> None:
         self.notify(message, severity="warning", timeout=8)
@@ -657,7 +699,9 @@ class FanoutApp(App[int]):
         ) as run:
             feed = RunFeed(run, limit)
             self.feed = feed
-            self.shown = Shown(run.rows, schema, strategy, dataset_name, resume)
+            self.shown = Shown(
+                run.rows, schema, strategy, dataset_name, resume, self.dataset.columns
+            )
             number = len(self.query_one(RunsTable).history) + 1
             self.series = self.query_one(InFlightChart).start_series(
                 strategy, run.semaphore, number
@@ -731,6 +775,7 @@ class FanoutApp(App[int]):
         """Show everything the run produced (at its end)."""
         table = self.query_one(ResultsTable)
         table.add_results(feed.take(len(feed.finished)), span=feed.run.elapsed)
+        self._mark_guessed()
         self.query_one(StatsBar).show(feed.snapshot())
         self.query_one(InFlightChart).redraw()
 
@@ -763,6 +808,8 @@ class Shown:
     strategy: str
     dataset: str
     run_id: str | None = None
+    input_columns: Sequence[str] = ()
+    """The dataset's own columns, in file order (export puts them in this order)."""
 
 
 def limits_label(options: ClientOptions) -> str:
@@ -777,7 +824,9 @@ def limits_label(options: ClientOptions) -> str:
 
 
 def load_for_dashboard(settings: DashboardSettings) -> tuple[Dataset, type[BaseModel]]:
-    dataset = load_dataset(settings.dataset, text_column=settings.text_column)
+    dataset = load_dataset(
+        settings.dataset, text_column=settings.text_column, id_column=settings.id_column
+    )
     return dataset, load_schema(settings.schema)
 
 

@@ -23,6 +23,7 @@ from core.options import (
 class DashboardSettings:
     dataset: Path
     text_column: str | None = None
+    id_column: str | None = None
     schema: str = "Person"
     strategy: str = DEFAULT_STRATEGY
     concurrency: int = DEFAULT_CONCURRENCY
@@ -38,6 +39,7 @@ def settings_from_args(args: argparse.Namespace, dataset: Path) -> DashboardSett
     return DashboardSettings(
         dataset=dataset,
         text_column=args.text_column,
+        id_column=args.id_column,
         schema=args.schema,
         strategy=args.strategy,
         concurrency=args.concurrency,

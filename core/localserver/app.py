@@ -143,6 +143,13 @@ class _Plan:
     completion_tokens: int
     stream: bool
     include_usage: bool
+    guessed: tuple[str, ...] = ()
+    """Fields no rule found (placeholders), sent as ``fanout.guessed`` in the answer."""
+
+
+GUESSED_KEY = "fanout"
+"""A top-level key of the simulator's completions: ``{"guessed": [field paths]}``, the
+fields it filled with a placeholder rather than from the text (clients ignore unknown keys)."""
 
 
 class _BadRequest(Exception):
@@ -506,6 +513,8 @@ class SimulatorApp:
                 "total_tokens": plan.prompt_tokens + completion_tokens,
             },
         }
+        if plan.guessed:
+            document[GUESSED_KEY] = {"guessed": list(plan.guessed)}
         return json.dumps(document, ensure_ascii=False).encode()
 
     # ----------------------------------------------------------------- plan
@@ -556,6 +565,7 @@ class SimulatorApp:
                     self._schema_tokens.clear()
                 tokens = self._schema_tokens[key] = estimate_tokens(key)
             prompt_tokens += tokens
+        guessed: list[str] = []
         if schema is None:
             value: Any = None
             payload = _plain_answer(text, messages)
@@ -563,7 +573,7 @@ class SimulatorApp:
                 value = {"text": text}
                 payload = json.dumps(value, ensure_ascii=False)
         else:
-            value = compiled(schema, key)(text)
+            value, guessed = compiled(schema, key).fill_marked(text)
             payload = json.dumps(value, ensure_ascii=False)
             if kind == "md_json":
                 payload = f"```json\n{payload}\n```"
@@ -577,6 +587,7 @@ class SimulatorApp:
             completion_tokens=estimate_tokens(payload),
             stream=stream,
             include_usage=include_usage,
+            guessed=tuple(guessed),
         )
 
     def _mode(

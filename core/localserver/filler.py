@@ -59,7 +59,8 @@ Strings
       "my", "this", "our", "new", "bought", "ordered", "review of", ...;
       else the first run of capitalised words that is not a common word.
     - sentiment-like string fields use the enum rule below.
-    - formats: ``date`` / ``date-time`` (ISO in the text), ``email``, ``uri``.
+    - formats: ``date`` / ``date-time`` / ``uuid`` (found in the text, else a fixed
+      placeholder), ``email``, ``uri``.
     - fallback for a required string: for a name, the first capitalised
       word; otherwise the first sentence of the text (at most 200 chars).
 
@@ -284,6 +285,7 @@ _ISO_DATETIME_RE = re.compile(
     r"\b[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?"
     r"(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
 )
+_UUID_RE = re.compile(r"(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 _URL_RE = re.compile(r"https?://[^\s<>\"')\]]+")
 _NUMBER_RE = re.compile(r"(?<![\w.])-?[0-9]{1,15}(?:\.[0-9]+)?(?![0-9])")
 _YEAR_RE = re.compile(r"(?<![\w.])(1[0-9]{3}|2[0-9]{3})(?![0-9])")
@@ -413,13 +415,25 @@ def _round_half_up(value: float) -> int:
 
 
 class _Facts:
-    __slots__ = ("_memo", "_starts", "_tokens", "text")
+    __slots__ = ("_memo", "_starts", "_tokens", "guessed", "path", "text", "weak")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._tokens: list[tuple[int, int, str]] | None = None
         self._starts: list[int] = []
         self._memo: dict[str, Any] = {}
+        self.path: list[str] = []
+        """The field being filled: keys, with ``[]`` for an array's items."""
+        self.guessed: list[str] = []
+        """Paths of fields filled by a fallback or a generic guess, not by a rule."""
+        self.weak = False
+        """Set by a rule that fell back to a generic guess (the first number, ...)."""
+
+    def note_guess(self) -> None:
+        parts: list[str] = []
+        for part in self.path:
+            parts.append(part if part == "[]" or not parts else "." + part)
+        self.guessed.append("".join(parts))
 
     # -- tokens -----------------------------------------------------------
     @property
@@ -746,6 +760,7 @@ class _Facts:
             if m:
                 return float(m.group(1))
         numbers = self.numbers()
+        self.weak = bool(numbers)  # no cue: any number in the text is a guess
         plausible = [n for n in numbers if 0 <= n <= 130]
         if plausible:
             return plausible[0]
@@ -866,11 +881,17 @@ class Filler:
         self.root = root
 
     def __call__(self, text: str) -> Any:
+        return self.fill_marked(text)[0]
+
+    def fill_marked(self, text: str) -> tuple[Any, list[str]]:
+        """The filled value, and the paths of the fields in it that no rule found
+        (fallbacks and generic guesses such as "the first number in the text")."""
         facts = _Facts(text)
         value = self.root.find(facts, 0)
         if value is MISSING:
+            facts.guessed.clear()
             value = None if self.root.nullable else self.root.fallback(facts, 0)
-        return value
+        return value, list(dict.fromkeys(facts.guessed))
 
 
 class _Const(_Node):
@@ -967,6 +988,7 @@ class _Number(_Node):
             if value is not None:
                 return value
         numbers = facts.numbers()
+        facts.weak = bool(numbers)  # a number with no label or cue: a guess
         return numbers[0] if numbers else None
 
     def shape(self, value: float) -> Any:
@@ -1049,7 +1071,9 @@ class _String(_Node):
         return value or None
 
     def _format(self, facts: _Facts) -> str | None:
-        if self.format == "date":
+        if self.format == "uuid":
+            m = _UUID_RE.search(facts.text)
+        elif self.format == "date":
             m = _ISO_DATE_RE.search(facts.text)
         elif self.format == "date-time":
             m = _ISO_DATETIME_RE.search(facts.text)
@@ -1065,7 +1089,7 @@ class _String(_Node):
         return value
 
     def find(self, facts: _Facts, depth: int) -> Any:
-        if self.format in ("date", "date-time", "uri", "url"):
+        if self.format in ("date", "date-time", "uri", "url", "uuid"):
             value = self._format(facts)
             return MISSING if value is None else self.shape(value)
         segment = _labelled(self.label, facts)
@@ -1180,7 +1204,7 @@ class _Array(_Node):
                 part = part.strip().strip("\"'")
                 if not part:
                     continue
-                if isinstance(item, _String) and item.kind == "generic":
+                if isinstance(item, _String) and item.kind == "generic" and not item.format:
                     values.append(item.shape(part))
                     continue
                 found = item.find(_Facts(part), depth + 1)
@@ -1196,6 +1220,7 @@ class _Array(_Node):
             if item.kind == "name":
                 return [item.shape(v) for v in dict.fromkeys(facts.name_candidates())]
         if isinstance(item, _Number) and item.kind == "generic":
+            facts.weak = bool(facts.numbers())  # every number in the text: a guess
             return [item.shape(n) for n in facts.numbers() if math.isfinite(n)]
         if depth >= MAX_DEPTH:
             return []
@@ -1210,11 +1235,19 @@ class _Array(_Node):
         return values
 
     def find(self, facts: _Facts, depth: int) -> Any:
-        values = self._all(facts, depth)
-        return self._shape(values, facts, depth) if values else MISSING
+        facts.path.append("[]")
+        try:
+            values = self._all(facts, depth)
+            return self._shape(values, facts, depth) if values else MISSING
+        finally:
+            facts.path.pop()
 
     def fallback(self, facts: _Facts, depth: int) -> Any:
-        return self._shape([], facts, depth)
+        facts.path.append("[]")
+        try:
+            return self._shape([], facts, depth)
+        finally:
+            facts.path.pop()
 
 
 class _Object(_Node):
@@ -1223,23 +1256,34 @@ class _Object(_Node):
 
     def _build(self, facts: _Facts, depth: int, *, finding: bool) -> Any:
         result: dict[str, Any] = {}
-        if depth > MAX_DEPTH:
-            return MISSING if finding else result
+        if depth > MAX_DEPTH and finding:
+            return MISSING
+        deep = depth > MAX_DEPTH  # past the depth limit: the least a valid object needs
         found_any = False
+        noted = len(facts.guessed)
         for name, node, required, has_default, default in self.properties:
-            value = node.find(facts, depth + 1)
+            facts.path.append(name)
+            facts.weak = False
+            value = MISSING if deep else node.find(facts, depth + 1)
             if value is not MISSING:
                 found_any = True
+                if facts.weak:
+                    facts.note_guess()
             elif has_default:
                 value = default
             elif node.nullable:
                 value = None
             elif required:
                 value = node.fallback(facts, depth + 1)
-            else:
+                if value != []:  # an empty list claims nothing
+                    facts.note_guess()
+            facts.path.pop()
+            facts.weak = False
+            if value is MISSING:
                 continue
             result[name] = value
         if finding and not found_any:
+            del facts.guessed[noted:]  # nothing of this object is kept
             return MISSING
         return result
 
@@ -1265,6 +1309,10 @@ class _Union(_Node):
     def fallback(self, facts: _Facts, depth: int) -> Any:
         if self.nullable or not self.branches:
             return None
+        if depth >= MAX_DEPTH:  # deep in a recursive schema: a branch that ends here
+            for branch in self.branches:
+                if not isinstance(branch, _Object | _Ref | _Array):
+                    return branch.fallback(facts, depth)
         return self.branches[0].fallback(facts, depth)
 
 

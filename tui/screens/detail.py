@@ -32,6 +32,17 @@ def timing_lines(row: Row) -> str:
     )
 
 
+def input_columns_text(row: Row) -> Text:
+    """The input's own columns, one ``name: value`` a line (values as JSON when not text)."""
+    text = Text()
+    for name, value in row.extra.items():
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        text.append(f"{name}: ", style="bold")
+        text.append(f"{shown}\n")
+    text.rstrip()
+    return text
+
+
 class RowDetailScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,enter", "dismiss", "close")]
 
@@ -45,7 +56,10 @@ class RowDetailScreen(ModalScreen[None]):
             box.border_title = f"row {row.id} · {row.status.value}"
             yield Static("[b]input[/b]", classes="section")
             yield Static(Text(row.text), id="detail-input")
-            yield Static("[b]extracted[/b]", classes="section")
+            if row.extra:
+                yield Static("[b]input columns[/b] (exported as input.<name>)", classes="section")
+                yield Static(input_columns_text(row), id="detail-columns")
+            yield Static("[b]extracted[/b] (exported as data.<field>)", classes="section")
             if row.data is not None:
                 pretty = json.dumps(row.data, indent=2, ensure_ascii=False)
                 yield Static(
@@ -53,6 +67,16 @@ class RowDetailScreen(ModalScreen[None]):
                 )
             else:
                 yield Static(Text("nothing (the request did not succeed)", style="dim"))
+            if row.guessed:
+                yield Static(
+                    Text(
+                        "placeholders: the simulator has no rule for "
+                        + ", ".join(row.guessed)
+                        + "; these values are made up, not read from the text",
+                        style="yellow",
+                    ),
+                    id="detail-guessed",
+                )
             if row.error:
                 yield Static("[b]error[/b]", classes="section")
                 yield Static(

@@ -26,15 +26,27 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from core.models import field_columns, flatten
+from core.export import data_cell
+from core.layout import FieldColumn, field_columns
 from core.results import Row, Status
 from tui.widgets.waterfall import MIN_SCALE, Timeline, delivered, waterfall
 
 TEXT_WIDTH = 36
 FIELD_WIDTH = 14
+FIELD_MAX_WIDTH = 24
 WATERFALL_WIDTH = 32
+"""The waterfall's width when the table has room; it narrows to ``WATERFALL_MIN``."""
+WATERFALL_MIN = 10
+MIDDLE_MIN = 56
+"""Room kept for the text and a field or two before the waterfall narrows."""
+TEXT_MIN = 12
 DELIVERED_WIDTH = 9
 GAP = " "
+EDGE = "│"
+"""Between the scrolling fields and the pinned status-to-delivered columns."""
+EDGE_STYLE = Style(dim=True)
+GUESSED_MARK = "~"
+"""Before a value the endpoint made up (the simulator's placeholder for an unknown field)."""
 STATUS_STYLE = {
     Status.OK: Style(color="green"),
     Status.FAILED: Style(color="red", bold=True),
@@ -43,6 +55,7 @@ STATUS_STYLE = {
     Status.PENDING: Style(dim=True),
 }
 ERROR_STYLE = Style(color="red")
+GUESSED_STYLE = Style(italic=True, dim=True)
 
 
 def clip(value: str, width: int) -> str:
@@ -97,10 +110,16 @@ class ResultsTable(ScrollView, can_focus=True):
         self.timeline = Timeline()
         self.rows: list[Row] = []
         self.rows_by_key: dict[str, Row] = {}
-        self._fields: list[str] = []
-        self._columns: list[Column] = []
-        self._static: dict[int, list[Segment]] = {}
+        self._fields: list[FieldColumn] = []
+        self._left: list[Column] = []
+        self._middle: list[Column] = []
+        self._right: list[Column] = []
+        self._static: dict[int, tuple[list[Segment], Strip, list[Segment]]] = {}
+        """Per row: the pinned id cell, the scrolling text and fields, status to tries."""
+        self._waterfall = WATERFALL_WIDTH
         self._width = 0
+        self.guessed_rows = 0
+        """Rows with a value the endpoint made up (marked ``~``)."""
         self._reserved = 0
         """Lines kept for the rows a running run will still add (see ``reserve``)."""
         self._undelivered: set[int] = set()
@@ -112,25 +131,68 @@ class ResultsTable(ScrollView, can_focus=True):
     # -- data ----------------------------------------------------------------------
 
     def set_schema(self, schema: type[BaseModel]) -> None:
+        """Columns for a schema: the row id pinned left; the text and the schema's fields
+        (named as in exports, ``data.<field path>``) in the middle, scrolling sideways;
+        status, latency, tries, the waterfall and the delivery time pinned right, so a
+        wide schema never pushes them off screen."""
         self._fields = field_columns(schema)
-        self._columns = [
-            Column("id", 6),
-            Column("text", TEXT_WIDTH),
-            *(Column(name, FIELD_WIDTH) for name in self._fields),
+        self._left = [Column("id", 6)]
+        self._layout()
+        self.reset()
+
+    def _layout(self) -> None:
+        """Fit the waterfall and the text to the width on screen: the waterfall narrows
+        first, then the text; the schema's fields scroll in what is left."""
+        fixed = sum(c.width + len(GAP) for c in self._left) + len(GAP)
+        fixed += len(EDGE) + 9 + 8 + 5 + DELIVERED_WIDTH + 5 * len(GAP)
+        width = self.scrollable_content_region.width or 160
+        room = width - fixed - MIDDLE_MIN
+        self._waterfall = max(WATERFALL_MIN, min(WATERFALL_WIDTH, room))
+        middle = width - fixed - self._waterfall - len(GAP)
+        text = max(
+            TEXT_MIN, min(TEXT_WIDTH, middle - (FIELD_WIDTH + len(GAP) if self._fields else 0))
+        )
+        self._middle = [
+            Column("text", text),
+            *(
+                Column(f.name, max(FIELD_WIDTH, min(len(f.name), FIELD_MAX_WIDTH)))
+                for f in self._fields
+            ),
+        ]
+        self._right = [
             Column("status", 9),
             Column("latency", 8, right=True),
             Column("tries", 5, right=True),
-            Column("waterfall (◆ delivered)", WATERFALL_WIDTH),
+            Column("waterfall (◆ delivered)", self._waterfall),
             Column("delivered", DELIVERED_WIDTH, right=True),
         ]
-        self._width = sum(c.width for c in self._columns) + len(GAP) * (len(self._columns) + 1)
-        self.reset()
+        self._width = sum(
+            c.width + len(GAP) for c in (*self._left, *self._middle, *self._right)
+        ) + len(GAP)
+        self._static.clear()
+
+    def on_resize(self) -> None:
+        waterfall = self._waterfall
+        self._layout()
+        if waterfall != self._waterfall:
+            self._static.clear()
+        self._resize()
+        self.refresh()
+
+    @property
+    def _left_width(self) -> int:
+        return len(GAP) + sum(c.width + len(GAP) for c in self._left)
+
+    @property
+    def _right_width(self) -> int:
+        return len(EDGE) + sum(c.width + len(GAP) for c in self._right)
 
     def reset(self) -> None:
         self.rows.clear()
         self._all.clear()
         self.rows_by_key.clear()
         self._static.clear()
+        self.guessed_rows = 0
         self.timeline.scale = 1.0
         self.cursor_row = 0
         self._reserved = 0
@@ -186,6 +248,8 @@ class ResultsTable(ScrollView, can_focus=True):
                 self._all.append(row)
                 if self._keep is None or self._keep(row):
                     self.rows.append(row)
+                if row.guessed:
+                    self.guessed_rows += 1
 
     def _in_view(self) -> tuple[int, int]:
         """The rows on screen: ``rows[top:bottom]`` (line 0 is the header)."""
@@ -209,69 +273,97 @@ class ResultsTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
-        width = self.size.width
+        width = self.scrollable_content_region.width
         if y == 0:
-            strip = self._header()
+            left, middle, right = self._header()
+            base = self.get_component_rich_style("results--header")
         else:
             index = scroll_y + y - 1
             if index >= len(self.rows):
                 return Strip.blank(width, self.rich_style)
-            strip = self._line(index)
-        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+            left, middle, right = self._line(index)
+            base = self._line_style(index)
+        view = max(0, width - self._left_width - self._right_width)
+        strip = Strip.join([left, middle.crop_extend(scroll_x, scroll_x + view, None), right])
+        return strip.crop_extend(0, width, self.rich_style).apply_style(base)
 
-    def _header(self) -> Strip:
-        style = self.get_component_rich_style("results--header")
-        segments = [Segment(GAP, style)]
-        for column in self._columns:
-            text = clip(column.label, column.width)
-            segments += [Segment(text, style), Segment(GAP, style)]
-        return Strip(segments, self._width)
+    def _cells(
+        self, values: list[tuple[str, Style | None]], columns: list[Column]
+    ) -> list[Segment]:
+        segments: list[Segment] = []
+        for (text, style), column in zip(values, columns, strict=False):
+            value = clip(text, column.width)
+            if column.right:
+                value = value.strip().rjust(column.width)
+            segments += [Segment(value, style), Segment(GAP)]
+        return segments
 
-    def _line(self, index: int) -> Strip:
+    def _header(self) -> tuple[Strip, Strip, Strip]:
+        def part(columns: list[Column]) -> list[Segment]:
+            return self._cells([(c.label, None) for c in columns], columns)
+
+        left = [Segment(GAP), *part(self._left)]
+        return (
+            Strip(left, self._left_width),
+            Strip(part(self._middle), self._middle_width),
+            Strip([Segment(EDGE, EDGE_STYLE), *part(self._right)], self._right_width),
+        )
+
+    @property
+    def _middle_width(self) -> int:
+        return sum(c.width + len(GAP) for c in self._middle)
+
+    def _line_style(self, index: int) -> Style:
+        base = self.rich_style
+        if index == self.cursor_row and self.has_focus:
+            return base + self.get_component_rich_style("results--cursor")
+        if index % 2:
+            return base + self.get_component_rich_style("results--stripe")
+        return base
+
+    def _line(self, index: int) -> tuple[Strip, Strip, Strip]:
         row = self.rows[index]
         if row.delivered_s is None:
             self._undelivered.add(index)
         static = self._static.get(row.index)
         if static is None:
             static = self._static[row.index] = self._static_cells(row)
-        segments = [
-            *static,
-            *waterfall(row, self.timeline, WATERFALL_WIDTH),
+        left, middle, right_static = static
+        right = [
+            Segment(EDGE, EDGE_STYLE),
+            *right_static,
+            *waterfall(row, self.timeline, self._waterfall),
             Segment(GAP),
             delivered(row, DELIVERED_WIDTH),
             Segment(GAP),
         ]
-        strip = Strip(segments, self._width)
-        base = self.rich_style
-        if index == self.cursor_row and self.has_focus:
-            base = base + self.get_component_rich_style("results--cursor")
-        elif index % 2:
-            base = base + self.get_component_rich_style("results--stripe")
-        return strip.apply_style(base)
+        return Strip(left, self._left_width), middle, Strip(right, self._right_width)
 
-    def _static_cells(self, row: Row) -> list[Segment]:
-        values = flatten(row.data or {}, self._fields)
-        fields: list[tuple[str, Style | None]] = [
-            ("" if values[name] is None else str(values[name]), None) for name in self._fields
-        ]
+    def _static_cells(self, row: Row) -> tuple[list[Segment], Strip, list[Segment]]:
+        guessed = set(row.guessed)
+        fields: list[tuple[str, Style | None]] = []
+        for column in self._fields:
+            text = data_cell(column.value(row.data), as_json=column.json_cell)
+            if guessed and _is_guessed(column.label, guessed):
+                fields.append((GUESSED_MARK + text, GUESSED_STYLE))
+            else:
+                fields.append((text, None))
         if row.status is Status.FAILED and fields:
             fields[0] = (row.error or "failed", ERROR_STYLE)
+        elif row.status is Status.FAILED:
+            fields = [(row.error or "failed", ERROR_STYLE)]
         latency = "" if row.latency_s is None else f"{row.latency_s:.2f} s"
-        cells: list[tuple[str, Style | None]] = [
-            (row.id, None),
-            (row.text, None),
-            *fields,
-            (row.status.value, STATUS_STYLE[row.status]),
-            (latency, None),
-            (str(row.attempts), None),
-        ]
-        segments = [Segment(GAP)]
-        for (text, style), column in zip(cells, self._columns, strict=False):
-            value = clip(text, column.width)
-            if column.right:
-                value = value.strip().rjust(column.width)
-            segments += [Segment(value, style), Segment(GAP)]
-        return segments
+        left = [Segment(GAP), *self._cells([(row.id, None)], self._left)]
+        middle = self._cells([(row.text, None), *fields], self._middle)
+        right = self._cells(
+            [
+                (row.status.value, STATUS_STYLE[row.status]),
+                (latency, None),
+                (str(row.attempts), None),
+            ],
+            self._right[:3],
+        )
+        return left, Strip(middle, self._middle_width), right
 
     # -- filter (e.g. failed rows only) -------------------------------------------------
 
@@ -323,3 +415,11 @@ class ResultsTable(ScrollView, can_focus=True):
 
     def on_blur(self) -> None:
         self.refresh()
+
+
+def _is_guessed(label: str, guessed: set[str]) -> bool:
+    """Whether a column holds a made-up value: its path, or a path inside it
+    (``items`` for ``items[].quantity``), is among the row's guessed paths."""
+    if label in guessed:
+        return True
+    return any(path.startswith((label + ".", label + "[")) for path in guessed)
