@@ -121,6 +121,6 @@ class ControlsLine(Static):
         text.append(f"{number} {LABELS.get(strategy, strategy)}", style="bold")
         text.append(" (1-6)   semaphore ", style="dim")
         used = strategy in USES_CONCURRENCY
-        text.append(str(semaphore), style="bold" if used else "dim strike")
+        text.append(f"{semaphore:,}", style="bold" if used else "dim strike")
         text.append(" (+/-)" if used else " (unused)", style="dim")
         self.update(text)
