@@ -3,7 +3,7 @@
 Textual sets one class from each list on the screen whenever it is resized
 (``App.HORIZONTAL_BREAKPOINTS``); ``fanout.tcss`` styles the combinations:
 
-- ``-narrow`` (under 100 columns) or ``-short`` (under 30 rows): *compact*.
+- ``-narrow`` (under 120 columns) or ``-short`` (under 30 rows): *compact*.
   The side column folds into a line of controls and a flowing stats bar above
   the views, which show one at a time (``t`` cycles results, chart, runs).
 - ``-low`` (30-35 rows): the side column stays, the views show one at a time.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from textual.dom import DOMNode
 
-HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-roomy")]
+HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-roomy")]
 VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-low"), (36, "-tall")]
 COMPACT = ("-narrow", "-short")
 """Any of these on the screen: the compact layout."""
