@@ -10,7 +10,7 @@ from core.models import Person
 from core.phases import WireGauge
 from core.runner import Run
 from tui.live import RunFeed
-from tui.widgets.chart import Series, line, steps
+from tui.widgets.chart import Series, integer_ticks, line, steps
 
 
 def test_steps_keep_the_peak_of_each_bucket() -> None:
@@ -60,3 +60,10 @@ async def test_the_feed_samples_requests_going_on_the_wire_between_row_events() 
     points = list(feed.samples)
     feed.sample_now()  # after the run: no point added
     assert feed.samples == points
+
+
+def test_ticks_are_round_and_name_the_peak() -> None:
+    assert integer_ticks(10) == [0, 5, 10]
+    assert integer_ticks(7) == [0, 2, 4, 6, 7]
+    assert integer_ticks(1689) == [0, 500, 1000, 1500]  # 1689 too close to 1500 to label
+    assert integer_ticks(1) == [0, 1]

@@ -33,7 +33,7 @@ from tui.widgets.controls import MAX_SEMAPHORE, SemaphoreControl, StrategyPicker
 from tui.widgets.header import DatasetBar
 from tui.widgets.results_table import ResultsTable
 from tui.widgets.runs_table import RunsTable
-from tui.widgets.stats_bar import Stat
+from tui.widgets.stats_bar import StatsBar, StatTiles
 
 SIZE = (160, 48)
 PEOPLE = {f"My name is {n} and I am {a} years old": (n, a) for n, a in ARTICLE_PEOPLE}
@@ -74,8 +74,8 @@ def read_csv(folder: Path, pattern: str) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def stat(app: FanoutApp, stat_id: str) -> str:
-    return str(app.query_one(f"#{stat_id}", Stat).render())
+def stat(app: FanoutApp, key: str) -> str:
+    return app.query_one(StatsBar).value(key)
 
 
 @pytest.mark.parametrize("number", range(1, len(STRATEGIES) + 1))
@@ -93,8 +93,8 @@ async def test_each_strategy_fills_the_table_with_the_seven_people(number: int) 
         for row in rows:
             assert (row.data or {}) == dict(zip(("name", "age"), PEOPLE[row.text], strict=True))
             assert row.delivered_s is not None and row.finished_s is not None
-        assert "7 / 7" in stat(app, "stat-done")
-        assert stat(app, "stat-failed").endswith("0")
+        assert stat(app, "done") == "7/7"
+        assert stat(app, "failed") == "0"
         history = app.query_one(RunsTable).history
         assert len(history) == 1 and history[0][1].strategy == app.strategy
         assert history[0][1].ok == 7
@@ -173,7 +173,7 @@ async def test_a_frame_that_changes_the_stats_draws_neither_table_nor_chart() ->
         await wait_for(pilot, lambda: "127.0.0.1" in str(app.query_one(DatasetBar).render()))
         await pilot.pause(0.3)  # the simulator has started and the header says so
         drawn: dict[str, int] = {}
-        stat_widget = app.query_one("#stat-elapsed", Stat)
+        stat_widget = app.query_one(StatTiles)
         for widget in (app.query_one(ResultsTable), app.query_one(InFlightChart), stat_widget):
             render_lines = widget.render_lines
 
@@ -184,10 +184,10 @@ async def test_a_frame_that_changes_the_stats_draws_neither_table_nor_chart() ->
                 return f(crop)
 
             widget.render_lines = counting  # type: ignore[method-assign]
-        stat_widget.set_value("9.99 s")
+        stat_widget.set_value("elapsed", "9.99 s")
         await pilot.pause()
         await pilot.pause()
-        assert drawn.get("Stat", 0) >= 1  # the frame happened
+        assert drawn.get("StatTiles", 0) >= 1  # the frame happened
         assert drawn.get("ResultsTable", 0) == 0
         assert drawn.get("InFlightChart", 0) == 0
 
@@ -244,8 +244,9 @@ async def test_a_cancelled_run_shows_cancelled_apart_from_done_and_failed(tmp_pa
         await pilot.pause()
         stats = app.query_one(RunsTable).history[0][1]
         assert stats.ok >= 2 and stats.failed == 0 and stats.cancelled == 7 - stats.ok
-        assert stat(app, "stat-done") == f"done · cancelled\n{stats.ok} / 7 · {stats.cancelled}"
-        assert stat(app, "stat-failed").endswith("0")
+        assert stat(app, "done") == f"{stats.ok}/7"
+        assert stat(app, "cancelled") == str(stats.cancelled)
+        assert stat(app, "failed") == "0"
         progress = app.query_one("#progress", ProgressBar)
         assert (progress.progress, progress.total) == (stats.ok, 7)
         runs = app.query_one(RunsTable)
@@ -392,8 +393,11 @@ async def test_open_takes_a_bundled_name_and_suggests_its_schema() -> None:
         await pilot.pause()
         assert app.dataset.name == "contacts" and app.schema.__name__ == "Contact"
         assert app.settings.schema == "Contact"
-        header = app.query_one(ResultsTable).render_line(0).text
-        assert "data.address.city" in header or "data.email" in header
+        table = app.query_one(ResultsTable)
+        assert "data.name" in table.render_line(0).text
+        table.scroll_to(x=table.max_scroll_x, animate=False)  # the last field, scrolled to
+        await pilot.pause()
+        assert "data.address.country" in table.render_line(0).text
         assert "Contact" in str(app.query_one(DatasetBar).render())
 
 
@@ -433,22 +437,22 @@ async def test_open_with_a_schema_and_columns_of_the_users_own(tmp_path: Path) -
 async def test_an_rpm_limit_stays_shown_and_its_waits_are_not_latency() -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        assert "none" in stat(app, "stat-limits")
+        assert "none" in stat(app, "limits")
         await pilot.press("l")
         app.screen.query_one("#limit-rpm").value = "120"  # type: ignore[attr-defined]
         await pilot.press("enter")
         await pilot.pause()
-        assert "120 rpm" in stat(app, "stat-limits")
+        assert "120 rpm" in stat(app, "limits")
         await pilot.press("4")  # gather + Semaphore(2): both slots go to the limiter's queue
         await run_and_wait(pilot, app, 0)
-        assert "120 rpm" in stat(app, "stat-limits")  # still there after the run and its toast
+        assert "120 rpm" in stat(app, "limits")  # still there after the run and its toast
         stats = app.query_one(RunsTable).history[0][1]
         # 2 a second after a burst of 2: the last rows waited ~2.5 s for a slot and the
         # limiter, but each spent ~0.02 s on the wire, and never more than 2 were out.
         assert stats.ok == 7 and stats.max_in_flight <= 2
         assert stats.p95_latency_s is not None and stats.p95_latency_s < 0.5
         assert stats.p50_wait_limiter_s is not None and stats.p50_wait_limiter_s > 0.5
-        assert "/ 0.00 s" not in stat(app, "stat-waits")
+        assert "/ 0.00 s" not in stat(app, "waits")
         table = app.query_one(ResultsTable)
         last = max(table.rows, key=lambda row: row.finished_s or 0.0)
         table.cursor_row = table.rows.index(last)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+import pytest
 from textual.pilot import Pilot
 
 from tests.tui_support import scripted_app
@@ -55,6 +56,19 @@ def test_finished_two_runs(snap_compare: Callable[..., bool]) -> None:
         await wait_for(pilot, lambda: not app.running)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36), (160, 48), (220, 60)])
+def test_after_a_run_at_each_size(snap_compare: Callable[..., bool], size: tuple[int, int]) -> None:
+    """From the compact layout (stats in a bar, one view at a time) to everything at once."""
+    app, _ = scripted_app()
+
+    async def run_before(pilot: Pilot[int]) -> None:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: len(app.query_one(RunsTable).history) == 1)
+        await wait_for(pilot, lambda: not app.running)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 def test_row_detail(snap_compare: Callable[..., bool]) -> None:

@@ -22,10 +22,11 @@ from pydantic import BaseModel
 from core.client import Endpoint
 from core.dataset import Record, load_dataset
 from core.engine import ClientOptions
-from core.extract import Extraction, RetryHook
+from core.extract import Extraction, ExtractionFailed, RetryHook
+from core.failures import Failure
 from core.models import Person
 from core.options import bundled_datasets_dir
-from core.results import Phases
+from core.results import ErrorKind, Phases
 from core.runner import Run
 from tui.app import FanoutApp
 from tui.settings import DashboardSettings
@@ -72,6 +73,8 @@ class ScriptedExtract:
         self.latencies = list(latencies)
         self.hold_from: int | None = None
         self.release = asyncio.Event()
+        self.fail: set[int] = set()
+        """Rows (by index) that fail with a server error after their latency."""
 
     async def __call__(
         self, record: Record, on_retry: RetryHook | None = None, phases: Phases | None = None
@@ -80,6 +83,8 @@ class ScriptedExtract:
         if self.hold_from is not None and record.index >= self.hold_from:
             await self.release.wait()
         await self.clock.sleep(latency)
+        if record.index in self.fail:
+            raise ExtractionFailed(Failure(ErrorKind.SERVER, "HTTP 503 server error"), 1, 0, 0)
         words = record.text.split()
         person = Person(name=words[3], age=int(words[7]))
         return Extraction(person, attempts=1, prompt_tokens=40, completion_tokens=9)
@@ -90,6 +95,7 @@ class ScriptedEngine:
         self.latencies = latencies
         self.extracts: list[ScriptedExtract] = []
         self.hold_from: int | None = None
+        self.fail: set[int] = set()
         self._endpoint = Endpoint("local", "http://127.0.0.1:8765/v1", "fanout-sim")
         self.options = ClientOptions()
 
@@ -120,6 +126,7 @@ class ScriptedEngine:
         clock = VirtualClock()
         extract = ScriptedExtract(clock, self.latencies)
         extract.hold_from = self.hold_from
+        extract.fail = self.fail
         self.extracts.append(extract)
         yield Run(records, extract, strategy=strategy, concurrency=concurrency, clock=clock)
 
@@ -134,11 +141,12 @@ def scripted_app(
     hold_from: int | None = None,
     strategy: str = "gather_semaphore",
     concurrency: int = 2,
+    store: Path | None = None,
 ) -> tuple[FanoutApp, ScriptedEngine]:
     engine = ScriptedEngine(latencies)
     engine.hold_from = hold_from
     settings = DashboardSettings(
-        dataset=people_dataset_path(), strategy=strategy, concurrency=concurrency
+        dataset=people_dataset_path(), strategy=strategy, concurrency=concurrency, store=store
     )
     dataset = load_dataset(settings.dataset)
     app = FanoutApp(settings, dataset, Person, engine_factory=lambda _settings: engine)

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Container, Horizontal, Vertical
+from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.widgets import Button, Footer, RadioSet
@@ -39,21 +39,31 @@ from core.runner import Run
 from core.stats import compute_stats
 from core.store import RunInfo, Store
 from core.strategies import ARTICLE_STRATEGIES, LABELS, STRATEGIES, USES_CONCURRENCY
+from tui.commands import FanoutCommands
+from tui.layout import (
+    HORIZONTAL_BREAKPOINTS,
+    VERTICAL_BREAKPOINTS,
+    VIEWS,
+    next_view,
+    shows_one_view,
+)
 from tui.live import LiveStats, RunFeed
 from tui.screens.detail import RowDetailScreen
 from tui.screens.export import ExportChoice, ExportScreen
-from tui.screens.help import HelpScreen
+from tui.screens.help import HelpScreen, key_table
 from tui.screens.history import HistoryChoice, HistoryScreen
 from tui.screens.limits import Limits, LimitsScreen
 from tui.screens.open_dataset import OpenChoice, OpenDatasetScreen
+from tui.screens.quit import QuitScreen
 from tui.settings import DashboardSettings, settings_from_args
 from tui.visible import visible
-from tui.widgets.chart import InFlightChart, Series
-from tui.widgets.controls import SemaphoreControl, StrategyPicker
+from tui.widgets.chart import ChartLegend, InFlightChart, Series
+from tui.widgets.controls import ControlsLine, SemaphoreControl, StrategyPicker
 from tui.widgets.header import DatasetBar
 from tui.widgets.results_table import ResultsTable
 from tui.widgets.runs_table import RunsTable
 from tui.widgets.stats_bar import StatsBar
+from tui.widgets.view_tabs import ViewTabs
 
 RESULTS_TITLE = "results (in the order requests finished)"
 GUESSED_LEGEND = "~ a placeholder the simulator made up"
@@ -110,26 +120,49 @@ class FanoutApp(App[int]):
     TITLE = "fanout"
     AUTO_FOCUS = "ResultsTable"
     BINDINGS = [
-        Binding("r", "run", "Run"),
-        Binding("c", "cancel", "Cancel"),
-        Binding("a", "compare_all", "Compare all"),
-        Binding("e", "export", "Export"),
-        Binding("o", "open_dataset", "Open"),
-        Binding("h", "history", "Past runs"),
-        Binding("l", "limits", "Limits"),
-        Binding("1", "pick(1)", "for loop", show=False),
-        Binding("2", "pick(2)", "gather", show=False),
-        Binding("3", "pick(3)", "as_completed", show=False),
-        Binding("4", "pick(4)", "gather+sem", show=False),
-        Binding("5", "pick(5)", "as_completed+sem", show=False),
-        Binding("6", "pick(6)", "adaptive", show=False),
-        Binding("plus,equals_sign", "semaphore(1)", "Sem +", key_display="+"),
-        Binding("minus,underscore", "semaphore(-1)", "Sem -", key_display="-"),
+        Binding("r", "run", "Run", tooltip="run the selected strategy"),
+        Binding("c", "cancel", "Cancel", tooltip="cancel the run (finished rows are kept)"),
+        Binding("a", "compare_all", "Compare", tooltip="run the article's five in turn"),
+        Binding("t", "next_view", "View", show=False, tooltip="results, chart or runs"),
+        Binding("f", "failed_only", "Failed", tooltip="show only the failed rows, or all"),
+        Binding("n", "next_failed", "Next failed", show=False, tooltip="jump to a failed row"),
+        Binding("e", "export", "Export", tooltip="export results or runs to CSV/JSONL"),
+        Binding("h", "history", "Past runs", tooltip="open or resume a recorded run"),
+        Binding("o", "open_dataset", "Open", show=False, tooltip="open another dataset"),
+        Binding("l", "limits", "Limits", show=False, tooltip="rpm, tpm and budget"),
+        Binding("v", "overlay", "Overlay", show=False, tooltip="chart: this run or the last"),
+        *(
+            Binding(str(n), f"pick({n})", LABELS[name], show=False, tooltip="pick a strategy")
+            for n, name in enumerate(STRATEGIES, start=1)
+        ),
+        Binding("plus,equals_sign", "semaphore(1)", "Sem +", key_display="+", show=False),
+        Binding("minus,underscore", "semaphore(-1)", "Sem -", key_display="-", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
+    COMMANDS = App.COMMANDS | {FanoutCommands}
+    HORIZONTAL_BREAKPOINTS = HORIZONTAL_BREAKPOINTS
+    VERTICAL_BREAKPOINTS = VERTICAL_BREAKPOINTS
+    IDLE_ONLY = frozenset(
+        {
+            "run",
+            "run_strategy",
+            "compare_all",
+            "open_dataset",
+            "history",
+            "pick",
+            "semaphore",
+            "set_semaphore",
+        }
+    )
+    """Actions that cannot act during a run: shown disabled while one goes. Strategy and
+    semaphore among them: the controls keep saying what the running run uses."""
 
     running: reactive[bool] = reactive(False)
+    view: reactive[str] = reactive("results")
+    """What the lower area shows when it has room for one view only."""
+    failed_only: reactive[bool] = reactive(False)
+    """The results table shows only the failed rows."""
     strategy: reactive[str] = reactive("sequential", init=False)
     """The selected strategy: keys set it at once, the picker follows."""
 
@@ -153,6 +186,8 @@ class FanoutApp(App[int]):
         """What the results table shows (and what export writes)."""
         self._ticks = 0
         self._stop_plan = False
+        self._on_screen = (dataset.path.name, len(dataset), schema.__name__)
+        """The dataset (name, rows) and schema the header names: what is on screen."""
         self.set_reactive(FanoutApp.strategy, settings.strategy)
         self.now: Callable[[], datetime] = datetime.now
         """Time for default export names (tests pin it)."""
@@ -180,32 +215,41 @@ class FanoutApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield DatasetBar(id="dataset-bar")
-        with Horizontal(id="top"):
-            picker = StrategyPicker(self.settings.strategy, id="strategy")
-            picker.border_title = "strategy"
-            yield picker
-            with Vertical(id="middle"):
+        with Horizontal(id="main"):
+            # The side column: controls and figures. In the compact layout (see
+            # tui/layout.py) it folds into a line of controls over a flowing stats bar.
+            with Vertical(id="side"):
+                picker = StrategyPicker(self.settings.strategy, id="strategy")
+                picker.border_title = "strategy"
+                yield picker
+                yield ControlsLine(id="controls-line")
+                yield SemaphoreControl(self.settings.concurrency, id="semaphore")
                 with Horizontal(id="actions"):
-                    yield SemaphoreControl(self.settings.concurrency, id="semaphore")
                     yield Button("Run", variant="success", id="run")
                     yield Button("Cancel", variant="error", id="cancel", disabled=True)
                     yield Button("Compare", id="compare")
                     yield Button("Export", id="export")
                 yield StatsBar(id="stats")
-            # In a box of its own, so that a frame which changes only the stats next
-            # to it does not draw the chart again (see #bottom in fanout.tcss).
-            with Container(id="chart-box"):
-                yield InFlightChart(id="chart")
-        with Vertical(id="bottom"):
-            yield ResultsTable(id="results")
-            runs = RunsTable(id="runs")
-            runs.border_title = "runs: the article's table, measured"
-            yield runs
-        yield Footer()
+            with Vertical(id="views"):
+                yield ViewTabs(id="view-tabs")
+                yield ResultsTable(id="results")
+                with Horizontal(id="lower"):
+                    # In a box of its own, so that a frame which changes only the stats
+                    # does not draw the chart again (see #views in fanout.tcss).
+                    with Vertical(id="chart-box"):
+                        yield InFlightChart(id="chart")
+                        yield ChartLegend(id="chart-legend")
+                    runs = RunsTable(id="runs")
+                    runs.border_title = "runs: the article's table, measured"
+                    yield runs
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(ResultsTable).set_schema(self.schema)
         self.query_one(ResultsTable).border_title = RESULTS_TITLE
+        self.query_one(InFlightChart).legend = self.query_one(ChartLegend)
+        self.query_one(ViewTabs).show(self.view)
+        self._show_controls()
         self.query_one(SemaphoreControl).set_active(self.strategy)
         self.query_one(StatsBar).clear(len(self.dataset))
         self.query_one(StatsBar).show_limits(limits_label(self.engine.options))
@@ -224,19 +268,60 @@ class FanoutApp(App[int]):
     def watch_strategy(self, strategy: str) -> None:
         self.query_one(StrategyPicker).select(strategy)
         self.query_one(SemaphoreControl).set_active(strategy)
+        self._show_controls()
+
+    @on(SemaphoreControl.Changed)
+    def _semaphore_changed(self) -> None:
+        self._show_controls()
+
+    def _show_controls(self) -> None:
+        self.query_one(ControlsLine).show(self.strategy, self.concurrency)
+
+    def watch_view(self, view: str) -> None:
+        views = self.query_one("#views")
+        for name in VIEWS:
+            views.set_class(name == view, f"-view-{name}")
+        self.query_one(ViewTabs).show(view, self.failed_only)
+        if view == "chart":
+            self.query_one(InFlightChart).redraw()
+
+    def watch_failed_only(self, failed_only: bool) -> None:
+        table = self.query_one(ResultsTable)
+        table.set_filter(is_failed if failed_only else None)
+        self.query_one(ViewTabs).show(self.view, failed_only)
+        table.border_subtitle = "failed rows only · f: all rows" if failed_only else ""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Keys that cannot act now are shown disabled (None), never offered and refused."""
+        if action in self.IDLE_ONLY and self.running:
+            return None
+        if action == "cancel" and not self.running:
+            return None
+        if action == "next_view":
+            return shows_one_view(self.screen_stack[0])
+        return True
 
     @property
     def concurrency(self) -> int:
         return self.query_one(SemaphoreControl).value
 
     def watch_running(self, running: bool) -> None:
+        self.refresh_bindings()
         self.query_one("#run", Button).disabled = running
         self.query_one("#compare", Button).disabled = running
         self.query_one("#cancel", Button).disabled = not running
+        self.query_one(StrategyPicker).disabled = running
+        self.query_one(SemaphoreControl).disabled = running
         # On the table, not the app: a class on the app restyles every widget (~35 ms).
         self.query_one(ResultsTable).set_class(running, "running")
 
+    def _describe(self, dataset: str, rows: int, schema: type[BaseModel]) -> None:
+        """Say in the header which data and schema are on screen (a past run's, say)."""
+        self._on_screen = (dataset, rows, schema.__name__)
+        self._show_header()
+
     def _show_header(self, *, starting: bool = False) -> None:
+        dataset, rows, schema = self._on_screen
         choice = self.settings.endpoint
         try:
             endpoint = self.engine.endpoint
@@ -245,12 +330,12 @@ class FanoutApp(App[int]):
             label = "starting local simulator…" if choice.kind == "local" else "connecting…"
             simulated = choice.kind == "local"
         self.query_one(DatasetBar).show(
-            dataset=visible(self.dataset.path.name),
-            rows=len(self.dataset),
+            dataset=visible(dataset),
+            rows=rows,
             endpoint=label,
             simulated=simulated,
             model=choice.model,
-            schema=self.schema.__name__,
+            schema=schema,
             mode=self.settings.client.mode,
         )
 
@@ -285,6 +370,15 @@ class FanoutApp(App[int]):
 
     def action_semaphore(self, direction: int) -> None:
         self.query_one(SemaphoreControl).step(direction)
+
+    def action_set_semaphore(self, size: int) -> None:
+        self.query_one(SemaphoreControl).value = size
+
+    def action_run_strategy(self, strategy: str, run: bool = True) -> None:
+        """Select ``strategy`` (the palette's "Run ..." also runs it)."""
+        self.strategy = strategy
+        if run:
+            self.action_run()
 
     def action_run(self) -> None:
         self._start([(self.strategy, self.concurrency)])
@@ -367,7 +461,7 @@ class FanoutApp(App[int]):
         table.set_schema(choice.schema)
         table.border_title = RESULTS_TITLE
         self.query_one(StatsBar).clear(len(dataset))
-        self._show_header()
+        self._describe(dataset.path.name, len(dataset), self.schema)
         for warning in dataset.warnings:
             self.notify(warning, severity="warning")
         self.notify(
@@ -377,9 +471,41 @@ class FanoutApp(App[int]):
         self._placeholder_notice()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(key_table(self.BINDINGS)))
+
+    def action_next_view(self) -> None:
+        self.view = next_view(self.view)
+
+    def action_failed_only(self) -> None:
+        self.failed_only = not self.failed_only
+        self.view = "results"
+
+    def action_next_failed(self) -> None:
+        table = self.query_one(ResultsTable)
+        rows = table.rows
+        start = table.cursor_row
+        for step in range(1, len(rows) + 1):
+            index = (start + step) % len(rows)
+            if rows[index].status is Status.FAILED:
+                self.view = "results"
+                table.cursor_row = index
+                table.focus()
+                return
+        self.notify("no failed rows", timeout=3)
+
+    def action_overlay(self) -> None:
+        overlay = self.query_one(InFlightChart).toggle_overlay()
+        self.notify("chart: the last runs on one axis" if overlay else "chart: this run only")
 
     async def action_quit(self) -> None:
+        if self.feed is not None and self.running:
+            self.push_screen(QuitScreen(self.shown.run_id if self.shown else None), self._quit)
+            return
+        self.exit(0)
+
+    def _quit(self, confirmed: bool | None) -> None:
+        if not confirmed:
+            return
         if self.feed is not None and self.running:
             self.feed.run.stop("quit")
         self.exit(0)
@@ -417,7 +543,9 @@ class FanoutApp(App[int]):
             self.notify("runs are not recorded (--no-store)", severity="warning")
             return
         self._recover_rows()
-        self.push_screen(HistoryScreen(self.settings.store), self._history_chosen)
+        self.push_screen(
+            HistoryScreen(self.settings.store, self.dataset.name), self._history_chosen
+        )
 
     def _recover_rows(self) -> None:
         """Put back rows an earlier run could not store (its recovery files)."""
@@ -472,8 +600,17 @@ class FanoutApp(App[int]):
         )
         self.query_one(StatsBar).show(LiveStats.of(stats, info.semaphore))
         table.border_title = f"results of run {info.id} ({info.status}) · h: past runs"
+        self._describe(Path(info.dataset_path).name, info.records, schema)
+        self._show_run_controls(info)
         self._mark_guessed()
         self.notify(f"opened run {info.id}: {info.ok} ok, {info.failed} failed", timeout=4)
+
+    def _show_run_controls(self, info: RunInfo) -> None:
+        """The strategy and semaphore controls say what the shown run used."""
+        if info.strategy in STRATEGIES:
+            self.strategy = info.strategy
+        if info.concurrency:
+            self.query_one(SemaphoreControl).value = info.concurrency
 
     def _placeholder_notice(self) -> None:
         """The simulator is no language model: on a schema it has no rules for, say that
@@ -527,6 +664,8 @@ class FanoutApp(App[int]):
                 if self._stop_plan:
                     break
                 self.strategy = strategy
+                self._describe(self.dataset.path.name, len(self.dataset), self.schema)
+                self.query_one(ResultsTable).set_schema(self.schema)
                 await self._one_run(engine, self.dataset.records, strategy, concurrency)
         finally:
             self.running = False
@@ -551,8 +690,16 @@ class FanoutApp(App[int]):
                 return
             self.notify(f"resuming {info.id}: {len(records)} rows without a result", timeout=5)
             self.query_one(ResultsTable).set_schema(schema)
+            self._describe(Path(info.dataset_path).name, info.records, schema)
+            self._show_run_controls(info)
             run = await self._one_run(
-                engine, records, info.strategy, info.concurrency, schema=schema, resume=info.id
+                engine,
+                records,
+                info.strategy,
+                info.concurrency,
+                schema=schema,
+                resume=info.id,
+                dataset_name=info.dataset_name,
             )
             merged = merge_rows(stored, run)
             self.shown = Shown(merged, schema, info.strategy, info.dataset_name, info.id)
@@ -568,8 +715,10 @@ class FanoutApp(App[int]):
         *,
         schema: type[BaseModel] | None = None,
         resume: str | None = None,
+        dataset_name: str | None = None,
     ) -> Run:
         schema = schema or self.schema
+        dataset_name = dataset_name or self.dataset.name
         table = self.query_one(ResultsTable)
         table.reset()
         table.reserve(len(records))
@@ -589,7 +738,7 @@ class FanoutApp(App[int]):
             feed = RunFeed(run, limit)
             self.feed = feed
             self.shown = Shown(
-                run.rows, schema, strategy, self.dataset.name, resume, self.dataset.columns
+                run.rows, schema, strategy, dataset_name, resume, self.dataset.columns
             )
             number = len(self.query_one(RunsTable).history) + 1
             self.series = self.query_one(InFlightChart).start_series(
@@ -613,7 +762,7 @@ class FanoutApp(App[int]):
                         self.notify(unstored, title="run store", severity="error", timeout=60)
                 feed.close()
                 self._drain(feed)
-        self.query_one(RunsTable).add_stats(visible(self.dataset.name), stats)
+        self.query_one(RunsTable).add_stats(visible(dataset_name), stats)
         if stats.stopped_reason and stats.stopped_reason != "cancelled":
             self.notify(stats.stopped_reason, severity="warning", timeout=10)
         elif stats.failed:
@@ -683,6 +832,13 @@ class FanoutApp(App[int]):
         self.query_one(StatsBar).show(feed.snapshot())
         if self._ticks % CHART_EVERY == 0:
             self.query_one(InFlightChart).redraw(now=feed.run.elapsed)
+
+
+RESULTS_TITLE = "results (in the order requests finished)"
+
+
+def is_failed(row: Row) -> bool:
+    return row.status is Status.FAILED
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
@@ -14,18 +16,7 @@ HELP = """\
 Run structured extraction over a dataset and watch what each asyncio
 strategy does to **time**, **order** and **load**.
 
-| key | action |
-|---|---|
-| `r` | run the selected strategy |
-| `c` | cancel the run (finished rows are kept) |
-| `a` | compare all: run the five strategies in turn |
-| `1`–`5` | pick a strategy |
-| `+` `-` | semaphore size (4, 5) |
-| `e` | export the results (or the runs table) to CSV/JSONL |
-| `o` | open another dataset |
-| `enter` | details of the selected row |
-| `?` | this help |
-| `q` | quit |
+{keys}
 
 ## The strategies (from instructor's asyncio article)
 
@@ -48,9 +39,39 @@ language model.
 """
 
 
+EXTRA_KEYS = (
+    ("enter", "details of the selected row"),
+    ("up down pgup pgdn home end", "move in the results table"),
+    ("ctrl+p", "command palette: every action by name"),
+)
+
+
+def key_table(bindings: Iterable[BindingType]) -> str:
+    """A Markdown table of the keys, made from the app's own ``BINDINGS`` (never stale)."""
+    lines = ["| key | action |", "|---|---|"]
+    for binding in bindings:
+        if not isinstance(binding, Binding):
+            continue
+        key = binding.key_display or binding.key.split(",")[0]
+        what = binding.description
+        if binding.tooltip:
+            what = f"{what}: {binding.tooltip}" if what else binding.tooltip
+        lines.append(f"| `{key}` | {what} |")
+    lines += [f"| `{key}` | {what} |" for key, what in EXTRA_KEYS]
+    return "\n".join(lines)
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close")]
 
+    def __init__(self, keys: str) -> None:
+        super().__init__()
+        self.keys = keys
+
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="help", classes="dialog"):
-            yield Markdown(HELP)
+        with VerticalScroll(id="help", classes="dialog") as box:
+            box.border_title = "help · escape closes · arrows scroll"
+            yield Markdown(HELP.format(keys=self.keys))
+
+    def on_mount(self) -> None:
+        self.query_one("#help", VerticalScroll).focus()

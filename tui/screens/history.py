@@ -1,4 +1,8 @@
-"""Past runs from the run store: open one to see (and export) its rows, or resume it."""
+"""Past runs from the run store: open one to see (and export) its rows, or resume it.
+
+What a reader looks for comes first (status, ok, failed), and by default only
+the runs of the dataset on screen are listed; ``a`` lists the whole store.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,21 @@ STATUS_STYLE = {
 }
 
 
+COLUMNS = (
+    "status",
+    "ok",
+    "failed",
+    "cancelled",
+    "pending",
+    "strategy",
+    "sem",
+    "rows",
+    "dataset",
+    "created (UTC)",
+    "id",
+)
+
+
 @dataclass(frozen=True)
 class HistoryChoice:
     run: RunInfo
@@ -36,61 +55,75 @@ class HistoryScreen(ModalScreen[HistoryChoice | None]):
     BINDINGS = [
         Binding("enter", "choose('open')", "Open", priority=True),
         Binding("r", "choose('resume')", "Resume"),
+        Binding("a", "toggle_all", "All datasets"),
         Binding("escape", "dismiss_none", "Close"),
     ]
 
-    def __init__(self, store: Path) -> None:
+    def __init__(self, store: Path, dataset: str | None = None) -> None:
         super().__init__()
         self.store_path = store
+        self.dataset = dataset
+        """List only this dataset's runs (None: all of them)."""
+        self.all_datasets = dataset is None
+        self.stored: list[RunInfo] = []
         self.runs: list[RunInfo] = []
 
     def compose(self) -> ComposeResult:
         with Vertical(id="history", classes="dialog") as box:
-            box.border_title = f"past runs · {self.store_path}"
+            box.border_title = "past runs"
             yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
             yield Label("", id="history-note", classes="error")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#history-table", DataTable)
-        for label in (
-            "id",
-            "created (UTC)",
-            "dataset",
-            "strategy",
-            "sem",
-            "rows",
-            "ok",
-            "failed",
-            "cancelled",
-            "pending",
-            "status",
-        ):
+        for label in COLUMNS:
             table.add_column(label)
         try:
             with Store(self.store_path, create=False) as store:
-                self.runs = store.list_runs(limit=200)
+                self.stored = store.list_runs(limit=200)
         except StoreError as exc:
             self.query_one("#history-note", Label).update(str(exc))
             return
-        if not self.runs:
-            self.query_one("#history-note", Label).update("no runs recorded yet")
+        self._fill()
+        table.focus()
+
+    def _fill(self) -> None:
+        table = self.query_one("#history-table", DataTable)
+        table.clear()
+        self.runs = [
+            info
+            for info in self.stored
+            if self.all_datasets or self.dataset is None or info.dataset_name == self.dataset
+        ]
+        box = self.query_one("#history")
+        if self.all_datasets or self.dataset is None:
+            box.border_subtitle = f"all datasets · {len(self.runs)} runs"
+        else:
+            box.border_subtitle = f"{self.dataset} · {len(self.runs)} runs · a: all datasets"
+        note = "" if self.runs else "no runs recorded yet"
+        if not self.runs and self.stored:
+            note = f"no runs of {self.dataset} yet: a lists every dataset's"
+        self.query_one("#history-note", Label).update(note)
         for info in self.runs:
             table.add_row(
-                info.id,
-                info.created_at.replace("T", " ")[:19],
-                Text(info.dataset_name),
-                LABELS.get(info.strategy, info.strategy),
-                str(info.semaphore or "—"),
-                str(info.records),
+                Text(info.status, style=STATUS_STYLE.get(info.status, "")),
                 str(info.ok),
                 str(info.failed),
                 str(info.cancelled),
                 str(info.pending),
-                Text(info.status, style=STATUS_STYLE.get(info.status, "")),
+                LABELS.get(info.strategy, info.strategy),
+                str(info.semaphore or "—"),
+                str(info.records),
+                Text(info.dataset_name),
+                info.created_at.replace("T", " ")[:16],
+                info.id,
                 key=info.id,
             )
-        table.focus()
+
+    def action_toggle_all(self) -> None:
+        self.all_datasets = not self.all_datasets
+        self._fill()
 
     def _selected(self) -> RunInfo | None:
         table = self.query_one("#history-table", DataTable)

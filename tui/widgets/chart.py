@@ -1,20 +1,29 @@
 """Requests in flight over time, for this run and the few before it.
 
 Drawn with plotext: a for loop is a flat line at 1, gather a spike to N that
-drains, a semaphore a plateau at k. Overlaying runs makes the difference
-visible, not only readable.
+drains, a semaphore a plateau at k. By default the chart shows the current
+run on its own scale (a plateau at 50 after a gather of 1,000 stays readable);
+the overlay of the last runs on one axis makes the difference visible. The
+legend sits outside the plot, in ``ChartLegend``, so it never hides a line.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rich.text import Text
+from textual.widget import Widget
 from textual_plotext import PlotextPlot
 
 from core.strategies import LABELS
+from tui.widgets.stats_bar import pack
 
 COLORS = ("cyan", "magenta", "green", "orange", "blue")
+LEGEND_COLORS = {"orange": "dark_orange", "gray": "grey50"}
+"""Rich's names where plotext's differ."""
 MAX_SERIES = len(COLORS)
+LIMIT_COLOR = "gray"
+"""The adaptive strategy's limit over time, drawn with its run's line."""
 MAX_POINTS = 120
 
 
@@ -61,10 +70,47 @@ def line(series: Series, now: float | None = None) -> list[tuple[float, int]]:
     return points
 
 
+class ChartLegend(Widget):
+    """Which line is which, below the plot; an entry moves to the next line whole."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.entries: list[Text] = []
+        self._shown: tuple[tuple[tuple[str, str], ...], str] | None = None
+
+    def show(self, entries: list[tuple[str, str]], hint: str) -> None:
+        """Called on every redraw: a no-op unless the legend changed, and a re-layout
+        only when it needs another line."""
+        shown = (tuple(entries), hint)
+        if shown == self._shown:
+            return
+        self._shown = shown
+        before = len(self.lines(self.size.width)) if self.size.width else 0
+        self.entries = [
+            Text("━━ " + label, style=LEGEND_COLORS.get(color, color)) for label, color in entries
+        ]
+        if hint:
+            self.entries.append(Text(hint, style="dim"))
+        self.refresh(layout=not self.size.width or len(self.lines(self.size.width)) != before)
+
+    def lines(self, width: int) -> list[Text]:
+        rows = pack([entry.cell_len for entry in self.entries], width)
+        return [Text("  ").join(self.entries[i] for i in row) for row in rows]
+
+    def get_content_height(self, container: object, viewport: object, width: int) -> int:
+        return max(1, len(self.lines(width)))
+
+    def render(self) -> Text:
+        return Text("\n").join(self.lines(self.size.width))
+
+
 class InFlightChart(PlotextPlot):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.series: list[Series] = []
+        self.overlay = False
+        """False: the current run alone, on its own scale; True: the last runs on one axis."""
+        self.legend: ChartLegend | None = None
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -79,36 +125,58 @@ class InFlightChart(PlotextPlot):
         del self.series[:-MAX_SERIES]
         return series
 
+    def toggle_overlay(self) -> bool:
+        self.overlay = not self.overlay
+        self.redraw()
+        return self.overlay
+
+    def drawn(self) -> list[tuple[Series, str]]:
+        """The series on the chart with their colours (a run keeps its colour)."""
+        paired = list(zip(self.series, COLORS, strict=False))
+        return paired if self.overlay else paired[-1:]
+
     def redraw(self, now: float | None = None) -> None:
-        """Draw every series; ``now`` is the current run's elapsed time while it goes."""
+        """Draw the shown series; ``now`` is the current run's elapsed time while it goes."""
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title("requests in flight")
+        plt.title("requests in flight" + (" · last runs" if self.overlay else ""))
         plt.xlabel("seconds")
         peak = 1
         current = self.series[-1] if self.series else None
-        for series, color in zip(self.series, COLORS, strict=False):
+        drawn = self.drawn()
+        for series, color in drawn:
             points = line(series, now if series is current else None)
             if len(points) < 2:
                 continue
             peak = max(peak, max(y for _, y in points))
-            plt.plot(
-                [x for x, _ in points],
-                [y for _, y in points],
-                label=series.label,
-                color=color,
-                marker="braille",
-            )
-        if not self.series:
+            plt.plot([x for x, _ in points], [y for _, y in points], color=color, marker="braille")
+            if len(series.limits) > 1:
+                limit = steps(series.limits)
+                peak = max(peak, max(y for _, y in limit))
+                plt.plot([x for x, _ in limit], [y for _, y in limit], color=LIMIT_COLOR)
+        if not drawn:
             plt.plot([0.0, 1.0], [0, 0], color="gray", marker="braille")
-        # Head room above the highest line keeps the legend from hiding it.
-        top = peak + max(1, peak // 2) * len(self.series[-MAX_SERIES:]) // 2 + 1
+        top = peak + max(1, peak // 8)
         plt.ylim(0, top)
-        plt.yticks(integer_ticks(top))
+        plt.yticks(integer_ticks(peak))
         self.refresh()
+        if self.legend is not None:
+            hint = ""
+            if len(self.series) > 1:
+                hint = "v: this run only" if self.overlay else "v: overlay"
+            entries = [(s.label, color) for s, color in drawn]
+            if any(len(s.limits) > 1 for s, _ in drawn):
+                entries.append(("adaptive limit", LIMIT_COLOR))
+            self.legend.show(entries, hint)
 
 
-def integer_ticks(top: int, count: int = 4) -> list[int]:
-    step = max(1, -(-top // count))
-    return list(range(0, top + 1, step))
+def integer_ticks(peak: int, count: int = 4) -> list[int]:
+    """Whole-number ticks at a round step (1, 2, 5 x 10^k), and the peak itself, so a
+    plateau at k reads k on the axis."""
+    steps = (m * 10**k for k in range(12) for m in (1, 2, 5))
+    step = next(s for s in steps if -(-peak // s) <= count)
+    ticks = list(range(0, peak + 1, step))
+    if peak - ticks[-1] >= step / 2:
+        ticks.append(peak)
+    return ticks

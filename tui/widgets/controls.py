@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Button, Label, RadioButton, RadioSet
+from textual.widgets import Button, Label, RadioButton, RadioSet, Static
 
 from core.strategies import LABELS, STRATEGIES, USES_CONCURRENCY
 
@@ -96,15 +97,30 @@ def next_step(value: int, direction: int) -> int:
     if direction > 0:
         if value < 10:
             return value + 1
-        for ladder in _ladder():
-            if ladder > value:
-                return min(MAX_SEMAPHORE, ladder)
+        for step in ladder():
+            if step > value:
+                return min(MAX_SEMAPHORE, step)
         return MAX_SEMAPHORE
     if value <= 10:
         return max(1, value - 1)
-    below = [step for step in _ladder() if step < value]
+    below = [step for step in ladder() if step < value]
     return max(10, below[-1]) if below else 10
 
 
-def _ladder() -> list[int]:
+def ladder() -> list[int]:
     return [m * 10**p for p in range(1, 5) for m in (1, 2, 5)]
+
+
+class ControlsLine(Static):
+    """The compact layout's stand-in for the picker and the semaphore buttons."""
+
+    def show(self, strategy: str, semaphore: int) -> None:
+        number = list(STRATEGIES).index(strategy) + 1 if strategy in STRATEGIES else 0
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append("strategy ", style="dim")
+        text.append(f"{number} {LABELS.get(strategy, strategy)}", style="bold")
+        text.append(" (1-6)   semaphore ", style="dim")
+        used = strategy in USES_CONCURRENCY
+        text.append(f"{semaphore:,}", style="bold" if used else "dim strike")
+        text.append(" (+/-)" if used else " (unused)", style="dim")
+        self.update(text)

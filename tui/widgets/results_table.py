@@ -10,7 +10,7 @@ scale only need a repaint.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -127,6 +127,9 @@ class ResultsTable(ScrollView, can_focus=True):
         """Lines kept for the rows a running run will still add (see ``reserve``)."""
         self._undelivered: set[int] = set()
         """Rows drawn before the strategy delivered them: their marker is still to come."""
+        self._all: list[Row] = []
+        """Every row, shown or not (``rows`` holds the shown ones; see ``set_filter``)."""
+        self._keep: Callable[[Row], bool] | None = None
 
     # -- data ----------------------------------------------------------------------
 
@@ -149,16 +152,18 @@ class ResultsTable(ScrollView, can_focus=True):
         room = width - fixed - MIDDLE_MIN
         self._waterfall = max(WATERFALL_MIN, min(WATERFALL_WIDTH, room))
         middle = width - fixed - self._waterfall - len(GAP)
-        text = max(
-            TEXT_MIN, min(TEXT_WIDTH, middle - (FIELD_WIDTH + len(GAP) if self._fields else 0))
-        )
-        self._middle = [
-            Column("text", text),
-            *(
-                Column(f.name, max(FIELD_WIDTH, min(len(f.name), FIELD_MAX_WIDTH)))
-                for f in self._fields
-            ),
+        fields = [
+            Column(f.name, max(FIELD_WIDTH, min(len(f.name), FIELD_MAX_WIDTH)))
+            for f in self._fields
         ]
+        # The text gives way so that the fields fit, if they can, and at least one does.
+        all_fields = sum(c.width + len(GAP) for c in fields)
+        one_field = fields[0].width + len(GAP) if fields else 0
+        room_for_text = (
+            middle - all_fields if middle - all_fields >= TEXT_MIN else middle - one_field
+        )
+        text = max(TEXT_MIN, min(TEXT_WIDTH, room_for_text))
+        self._middle = [Column("text", text), *fields]
         self._right = [
             Column("status", 9),
             Column("latency", 8, right=True),
@@ -189,6 +194,7 @@ class ResultsTable(ScrollView, can_focus=True):
 
     def reset(self) -> None:
         self.rows.clear()
+        self._all.clear()
         self.rows_by_key.clear()
         self._static.clear()
         self.guessed_rows = 0
@@ -244,7 +250,9 @@ class ResultsTable(ScrollView, can_focus=True):
             key = str(row.index)
             if key not in self.rows_by_key:
                 self.rows_by_key[key] = row
-                self.rows.append(row)
+                self._all.append(row)
+                if self._keep is None or self._keep(row):
+                    self.rows.append(row)
                 if row.guessed:
                     self.guessed_rows += 1
 
@@ -361,6 +369,18 @@ class ResultsTable(ScrollView, can_focus=True):
             self._right[:3],
         )
         return left, Strip(middle, self._middle_width), right
+
+    # -- filter (e.g. failed rows only) -------------------------------------------------
+
+    def set_filter(self, keep: Callable[[Row], bool] | None) -> None:
+        """Show only the rows ``keep`` accepts (all rows for None); later rows follow it."""
+        self._keep = keep
+        self.rows[:] = [row for row in self._all if keep is None or keep(row)]
+        self._undelivered.clear()
+        self.cursor_row = 0
+        self.scroll_to(y=0, animate=False)
+        self._resize()
+        self.refresh()
 
     # -- moving around -------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from textual.widgets import DataTable
 
 from core.stats import RunStats
 from core.strategies import LABELS
-from tui.widgets.stats_bar import secs
+from tui.units import secs
 
 COLUMNS = (
     ("#", 3),

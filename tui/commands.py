@@ -1,0 +1,87 @@
+"""The command palette (ctrl+p): every dashboard action by name.
+
+Each command is an action string, run with ``App.run_action``; a command whose
+action cannot act now (``App.check_action`` says so, e.g. run during a run) is
+left out, just as the footer shows its key disabled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from core.strategies import ARTICLE_STRATEGIES, LABELS, STRATEGIES
+from tui.widgets.controls import ladder
+
+SEMAPHORE_SIZES = (1, 2, 3, 4, 5, *ladder()[:10])
+
+
+@dataclass(frozen=True)
+class PaletteCommand:
+    name: str
+    help: str
+    action: str
+
+    @property
+    def action_name(self) -> str:
+        return self.action.split("(", 1)[0]
+
+
+def palette_commands() -> Iterator[PaletteCommand]:
+    yield PaletteCommand("Run the selected strategy", "key r", "run")
+    for name in STRATEGIES:
+        yield PaletteCommand(
+            f"Run {LABELS[name]}", f"select {name} and run it", f"run_strategy('{name}')"
+        )
+    yield PaletteCommand(
+        "Compare all strategies",
+        f"run the article's {len(ARTICLE_STRATEGIES)} in turn",
+        "compare_all",
+    )
+    yield PaletteCommand("Cancel the run", "no new requests; finished rows are kept", "cancel")
+    for name in STRATEGIES:
+        yield PaletteCommand(
+            f"Select strategy {LABELS[name]}", name, f"run_strategy('{name}', False)"
+        )
+    for size in SEMAPHORE_SIZES:
+        yield PaletteCommand(
+            f"Set semaphore to {size:,}", "requests in flight at most", f"set_semaphore({size})"
+        )
+    yield PaletteCommand("Limits: requests/min, tokens/min, budget", "for the next runs", "limits")
+    yield PaletteCommand("Open a dataset", "CSV, JSONL, JSON or text", "open_dataset")
+    yield PaletteCommand("Export results or runs", "to CSV or JSONL", "export")
+    yield PaletteCommand("Past runs: open or resume", "runs recorded in the store", "history")
+    yield PaletteCommand("Show only failed rows (or all rows)", "toggle, key f", "failed_only")
+    yield PaletteCommand("Next failed row", "key n", "next_failed")
+    yield PaletteCommand("Switch view: results, chart, runs", "key t", "next_view")
+    yield PaletteCommand("Chart: overlay the last runs (or this run only)", "key v", "overlay")
+    yield PaletteCommand("Help: keys and strategies", "key ?", "help")
+    yield PaletteCommand("Quit", "key q", "quit")
+
+
+class FanoutCommands(Provider):
+    def _available(self) -> Iterator[PaletteCommand]:
+        for command in palette_commands():
+            if self.app.check_action(command.action_name, ()) is True:
+                yield command
+
+    async def discover(self) -> Hits:
+        for command in self._available():
+            yield DiscoveryHit(
+                command.name, partial(self.app.run_action, command.action), help=command.help
+            )
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for command in self._available():
+            score = matcher.match(command.name)
+            if score > 0:
+                yield Hit(
+                    score,
+                    matcher.highlight(command.name),
+                    partial(self.app.run_action, command.action),
+                    help=command.help,
+                )
