@@ -35,7 +35,7 @@ from core.extract import Extractor, RetryPolicy
 from core.failures import classify
 from core.fairshare import DEFAULT_BUDGET_S, FairShare
 from core.localserver import LocalServer, ServerConfig
-from core.prepared import PreparedRequest
+from core.prepared import PreparedRequest, default_max_tokens
 from core.prices import FREE, Price, load_prices, price_for, user_prices_path
 from core.ratelimit import Budget, ClientRateLimit
 from core.runner import Run
@@ -59,6 +59,12 @@ class ClientOptions:
     """A prices.toml adding to / overriding the bundled one."""
     max_answer_bytes: int = 10_000_000
     """An answer larger than this fails its row unread (memory stays bounded)."""
+    max_tokens: int | None = None
+    """``max_tokens`` sent with every request; None: derived from the schema
+    (``default_max_tokens``), so no generation runs until the timeout."""
+    lenient: bool = False
+    """Accept answers instructor rejects for a think block, a json fence or numbers sent
+    as strings; such rows are marked ``lenient``."""
 
 
 def connections_for(strategy: str, concurrency: int, records: int) -> int:
@@ -195,7 +201,12 @@ class Engine:
             max_answer_bytes=options.max_answer_bytes,
         )
         prepared = PreparedRequest(
-            schema, parse_mode(options.mode), endpoint.model, options.system_prompt
+            schema,
+            parse_mode(options.mode),
+            endpoint.model,
+            options.system_prompt,
+            max_tokens=options.max_tokens or default_max_tokens(schema),
+            lenient=options.lenient,
         )
         return Extractor(
             client,
