@@ -65,6 +65,7 @@ class PreparedRequest:
         system_prompt: str | None = None,
         *,
         max_tokens: int | None = None,
+        max_tokens_field: str = "max_tokens",
         lenient: bool = False,
     ) -> None:
         self.schema = schema
@@ -82,7 +83,9 @@ class PreparedRequest:
         self.response_model: type[BaseModel] = prepared
         self._template: dict[str, Any] = {**kwargs, "model": model}
         if max_tokens is not None:
-            self._template["max_tokens"] = max_tokens
+            # OpenAI's newer models refuse ``max_tokens`` (they take max_completion_tokens);
+            # OpenAI-compatible servers (vLLM, Ollama, llama.cpp) know ``max_tokens``.
+            self._template[max_tokens_field] = max_tokens
         self._template_messages: list[dict[str, Any]] = list(kwargs.get("messages", messages))
         # instructor may wrap the text (MD_JSON appends an instruction), so the
         # text goes wherever the placeholder ended up, inside whatever surrounds it.

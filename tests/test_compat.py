@@ -182,3 +182,91 @@ async def test_numeric_strings_fail_strict_in_md_json_too() -> None:
     assert strict.status is Status.FAILED
     lenient, _ = await one("numeric_string", "md_json", lenient=True)
     assert lenient.status is Status.OK and lenient.lenient
+
+
+# -- the mode probe and the preflight -----------------------------------------------
+
+
+def probe_cli(replay: Replay, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
+    import os
+
+    from core.cli import main
+
+    os.environ["OPENAI_API_KEY"] = KEY
+    try:
+        code = main(["probe", "--base-url", replay.base_url, "--timeout", "5", *extra])
+    finally:
+        del os.environ["OPENAI_API_KEY"]
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return out
+
+
+@pytest.mark.parametrize(
+    ("shape", "rejected"),
+    [
+        ("reject_json_schema", "json_schema"),
+        ("llamacpp", "json_schema"),
+        ("reject_tool_choice", "tools"),
+    ],
+)
+def test_fanout_probe_names_exactly_the_modes_accepted(
+    shape: str, rejected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with replaying(shape) as replay:
+        out = probe_cli(replay, capsys)
+    lines = {line.split()[0]: line.split()[1:3] for line in out.splitlines()[2:6]}
+    assert set(lines) == set(MODES), out
+    for mode, (accepted, valid) in lines.items():
+        assert (accepted, valid) == (("no", "-") if mode == rejected else ("yes", "yes")), out
+    works = ", ".join(m for m in MODES if m != rejected)
+    assert out.splitlines()[-1] == f"modes that work: {works}"
+
+
+def test_fanout_probe_says_accepted_but_not_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    with replaying("numeric_string") as replay:
+        out = probe_cli(replay, capsys)
+    for line in out.splitlines()[2:6]:
+        assert line.split()[1:3] == ["yes", "no"], out
+    assert out.splitlines()[-1] == "modes that work: none"
+
+
+async def preflight(replay: Replay, mode: str, timeout: float = 5.0) -> list[str]:
+    endpoint = choose_endpoint(base_url=replay.base_url, env={"OPENAI_API_KEY": KEY})
+    async with Engine(endpoint, options=ClientOptions(mode=mode, timeout=timeout)) as engine:
+        return await engine.preflight(Person)
+
+
+async def test_a_run_in_a_rejected_mode_stops_at_preflight_naming_the_modes_that_work() -> None:
+    from core.errors import EndpointError
+
+    with replaying("llamacpp") as replay, pytest.raises(EndpointError) as raised:
+        await preflight(replay, "json_schema")
+    message = str(raised.value)
+    assert "rejects --mode json_schema" in message and "unsupported json_schema" in message
+    assert "modes that work: tools, json, md_json" in message and "\n" not in message
+    with replaying("llamacpp") as replay:
+        warnings = await preflight(replay, "tools")
+        assert not any("--mode" in w or "busy" in w for w in warnings), warnings
+        assert len(replay.bodies) == 1  # the run's mode only, once
+
+
+@pytest.mark.parametrize(("shape", "delay"), [("busy", 0.0), ("slow_models", 1.5)])
+async def test_preflight_tells_busy_from_unreachable(shape: str, delay: float) -> None:
+    with replaying(shape, delay=delay) as replay:
+        warnings = await preflight(replay, "tools", timeout=0.5)
+    assert any("is busy" in w for w in warnings), warnings
+
+
+async def test_an_unreachable_endpoint_is_not_busy() -> None:
+    import socket
+
+    from core.errors import EndpointError
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = choose_endpoint(base_url=f"http://127.0.0.1:{port}/v1", env={"OPENAI_API_KEY": KEY})
+    async with Engine(endpoint, options=ClientOptions(timeout=2.0)) as engine:
+        with pytest.raises(EndpointError, match="cannot reach"):
+            await engine.preflight(Person)
