@@ -333,12 +333,22 @@ def answer_failure(
     if type(error).__name__ == "ResponseParsingError" and not tools:
         shown = f"answered in text instead: {_text_preview(content)}" if content else "no answer"
         return Failure(ErrorKind.VALIDATION, f"no tool call: the model {shown}"), True
-    if not tools and content and _not_json(error):
-        hint = "; --lenient strips these" if _THINK in content or _FENCE in content else ""
+    sent = _arguments(tools) if tools else content
+    if sent and _not_json(error):
+        hint = "; --lenient strips these" if _THINK in sent or _FENCE in sent else ""
+        where = "tool call's arguments" if tools else "answer"
         return Failure(
-            ErrorKind.VALIDATION, f"not JSON: the model answered {_text_preview(content)}{hint}"
+            ErrorKind.VALIDATION, f"not JSON: the model's {where}: {_text_preview(sent)}{hint}"
         ), True
     return Failure(ErrorKind.VALIDATION, f"invalid model output: {validation_detail(error)}"), True
+
+
+def _arguments(tools: Any) -> str:
+    try:
+        arguments = tools[0].function.arguments
+    except (AttributeError, IndexError, TypeError):
+        return ""
+    return arguments if isinstance(arguments, str) else ""
 
 
 def _completion_tokens(completion: Any) -> int:

@@ -270,3 +270,9 @@ async def test_an_unreachable_endpoint_is_not_busy() -> None:
     async with Engine(endpoint, options=ClientOptions(timeout=2.0)) as engine:
         with pytest.raises(EndpointError, match="cannot reach"):
             await engine.preflight(Person)
+
+
+async def test_a_think_block_in_tool_arguments_is_named_not_json() -> None:
+    row, _ = await one("think", "tools")
+    assert "not JSON" in (row.error or "") and "tool call's arguments" in (row.error or "")
+    assert "<think>" in (row.error or "") and "--lenient" in (row.error or ""), row.error
