@@ -202,11 +202,14 @@ class Engine:
         (result,) = await probe_modes(self, schema, (mode,))
         if result.verdict == "rejected":
             others = await probe_modes(self, schema, [m for m in MODES if m != mode])
-            names = ", ".join(working(others)) or "none"
-            raise EndpointError(
-                f"{label} rejects --mode {mode} ({result.detail}); modes that work: {names} "
-                "(fanout probe shows each)"
-            )
+            names = working(others)
+            if names:
+                raise EndpointError(
+                    f"{label} rejects --mode {mode} ({result.detail}); modes that work: "
+                    f"{', '.join(names)} (fanout probe shows each)"
+                )
+            # No mode works: not a question of the mode (a failing server); the rows say.
+            return [f"a probe request in --mode {mode} failed: {result.detail}; going on"]
         if result.verdict == "busy":
             return [f"{label} is busy ({result.detail}); going on"]
         if result.verdict == "invalid":

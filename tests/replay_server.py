@@ -17,7 +17,8 @@ whose body is an error, with usage), ``no_usage``, ``partial_usage``, ``extras``
 ``parallel_tools``, ``text_and_tool``, ``reject_json_schema`` (400 to
 ``response_format: json_schema``), ``llamacpp`` (500 "unsupported json_schema", as
 llama-cpp-python), ``reject_tool_choice`` (400 to ``tool_choice``), ``slow_models``
-(``/models`` answers after ``delay`` seconds), ``busy`` (503 to everything).
+(``/models`` answers after ``delay`` seconds), ``busy`` (503 to everything),
+``reject_all`` (500 to every completion).
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def answer(shape: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if shape == "llamacpp":
             return 500, {"error": {"message": "unsupported json_schema", "type": "server_error"}}
         return 400, {"error": {"message": "response_format json_schema is not supported"}}
+    if shape == "reject_all":
+        return 500, {"error": {"message": "internal error", "type": "server_error"}}
     if shape == "reject_tool_choice" and "tool_choice" in body:
         return 400, {"error": {"message": "tool_choice is not supported", "type": "invalid"}}
     name = body["tools"][0]["function"]["name"] if mode == "tools" else "Person"

@@ -276,3 +276,10 @@ async def test_a_think_block_in_tool_arguments_is_named_not_json() -> None:
     row, _ = await one("think", "tools")
     assert "not JSON" in (row.error or "") and "tool call's arguments" in (row.error or "")
     assert "<think>" in (row.error or "") and "--lenient" in (row.error or ""), row.error
+
+
+async def test_a_server_failing_every_mode_is_not_stopped_as_a_mode_question() -> None:
+    with replaying("reject_all") as replay:
+        warnings = await preflight(replay, "tools")
+    assert any("probe request in --mode tools failed" in w for w in warnings), warnings
+    assert len(replay.bodies) == 4  # the run's mode, then each other once
