@@ -154,6 +154,10 @@ class Engine:
         try:
             page = await raw.models.list()
             ids = [m.id for m in page.data]
+            # fanout's own simulator behind --base-url serves every mode: no probe needed.
+            ours = bool(page.data) and all(
+                getattr(m, "owned_by", None) == "fanout" for m in page.data
+            )
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise EndpointError(
                 f"{endpoint.label} refused the API key (HTTP {exc.status_code}); "
@@ -189,7 +193,7 @@ class Engine:
                     f"--budget needs a price for {endpoint.model!r}; add it to a prices.toml "
                     "(see --prices)"
                 )
-        if schema is not None and not endpoint.is_simulator:
+        if schema is not None and not endpoint.is_simulator and not ours:
             warnings.extend(await self._check_mode(schema))
         return warnings
 

@@ -228,9 +228,8 @@ class Extractor:
                     raise
                 except Exception as exc:
                     clock.failed()
-                    self._settle(reserved, 0, 0)
+                    self._settle(reserved, *_keep_billed(exc, usage, ids))
                     failures += 1
-                    _keep_billed(exc, usage, ids)
                     failure = classify(exc, self.secrets)
                     if isinstance(exc, TimeoutError) and self.deadline is not None:
                         failure = Failure(
@@ -359,16 +358,18 @@ def guessed_fields(completion: ChatCompletion) -> tuple[str, ...]:
     return tuple(str(path) for path in paths[:1000])
 
 
-def _keep_billed(exc: BaseException, usage: list[int], ids: list[str]) -> None:
+def _keep_billed(exc: BaseException, usage: list[int], ids: list[str]) -> tuple[int, int]:
     """What a failed attempt still tells: the tokens of a 200 that was no completion (the
-    server billed them), the ``x-request-id`` of an HTTP error."""
+    server billed them; returned, for the budget), the ``x-request-id`` of an HTTP error."""
     if isinstance(exc, BadResponseWithUsage):
         usage[0] += exc.prompt_tokens
         usage[1] += exc.completion_tokens
-    elif isinstance(exc, openai.APIStatusError):
+        return exc.prompt_tokens, exc.completion_tokens
+    if isinstance(exc, openai.APIStatusError):
         request_id = exc.response.headers.get("x-request-id")
         if request_id:
             ids.append(request_id[:200])
+    return 0, 0
 
 
 def _usage_of(usage: Any) -> tuple[int, int]:
