@@ -131,7 +131,9 @@ async def test_an_http_errors_request_id_is_kept() -> None:
 # -- shapes that must simply work ---------------------------------------------------
 
 
-@pytest.mark.parametrize("shape", ["no_usage", "partial_usage", "extras", "parallel_tools"])
+@pytest.mark.parametrize(
+    "shape", ["no_usage", "partial_usage", "extras", "parallel_tools", "text_and_tool"]
+)
 @pytest.mark.parametrize("mode", MODES)
 async def test_provider_variations_still_extract(shape: str, mode: str) -> None:
     row, _ = await one(shape, mode)
@@ -140,11 +142,6 @@ async def test_provider_variations_still_extract(shape: str, mode: str) -> None:
     expected = {"no_usage": (0, 0), "partial_usage": (50, 0)}.get(shape, (50, 12))
     assert (row.prompt_tokens, row.completion_tokens) == expected
     assert row.request_ids == ("req-1",)
-
-
-async def test_text_beside_a_tool_call_takes_the_tool_call() -> None:
-    row, _ = await one("text_and_tool", "tools")
-    assert row.status is Status.OK and row.data == {"name": "Ann", "age": 30}, row.error
 
 
 # -- bounded generations ------------------------------------------------------------
