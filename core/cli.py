@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.dataset import Dataset, load_dataset
-from core.engine import Engine
+from core.engine import ClientOptions, Engine
 from core.errors import ExportError, FanoutError
 from core.export import export_results, results_jsonl
 from core.gctune import quiet_gc
@@ -138,7 +138,7 @@ async def _run(
     async with Engine(
         choice, server=server_config_from_args(args), options=client_options_from_args(args)
     ) as engine:
-        for message in await engine.preflight():
+        for message in await engine.preflight(schema):
             warn(message)
         async with engine.run(
             dataset.records,
@@ -343,7 +343,7 @@ async def _bench(
     engine = Engine(choice, server=server, options=options)
     try:
         await engine.start()
-        for message in await engine.preflight():
+        for message in await engine.preflight(schema):
             warn(message)
         for position, (repeat, strategy) in enumerate(plan):
             if position and fresh:
@@ -391,6 +391,54 @@ def bench_entry(
     return entry
 
 
+# -- fanout probe -------------------------------------------------------------
+
+
+def probe_parser(prog: str = "fanout probe") -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog=prog,
+        description="Send one small request per instructor mode (tools, json, json_schema, "
+        "md_json) and print which the endpoint accepts, which answer validly for the "
+        "schema, and how long each took.",
+    )
+    parser.add_argument(
+        "--schema",
+        default="Person",
+        metavar="SPEC",
+        help="response model: Person, Contact, Review, path/to/file.py:Class (default: Person)",
+    )
+    parser.add_argument("--text", metavar="TEXT", help="the text sent (default: a short sample)")
+    add_endpoint_options(parser)
+    return parser
+
+
+def probe_main(argv: Sequence[str]) -> int:
+    from core.probe import SAMPLE_TEXT, probe_modes, probe_table, working
+
+    args = probe_parser().parse_args(argv)
+    try:
+        schema = load_schema(args.schema)
+
+        async def probe() -> str:
+            options = ClientOptions(
+                timeout=args.timeout,
+                system_prompt=args.system_prompt,
+                max_answer_bytes=int(args.max_answer_mb * 1_000_000),
+                max_tokens=args.max_tokens,
+                lenient=args.lenient,
+            )
+            async with Engine(endpoint_from_args(args), options=options) as engine:
+                results = await probe_modes(engine, schema, text=args.text or SAMPLE_TEXT)
+                label = engine.endpoint.label
+            names = ", ".join(working(results)) or "none"
+            return f"{label} · {args.schema}\n{probe_table(results)}\nmodes that work: {names}"
+
+        print(asyncio.run(probe()))
+    except FanoutError as exc:
+        return fail(str(exc))
+    return EXIT_OK
+
+
 # -- dispatch -------------------------------------------------------------------
 
 
@@ -426,6 +474,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "runs": (runs_main, "list the recorded runs, newest first"),
     "export": (export_main, "export a recorded run's results to .csv or .jsonl"),
     "resume": (resume_main, "finish a recorded run: send only the rows not yet ok"),
+    "probe": (probe_main, "which modes an endpoint accepts and answers validly"),
 }
 
 

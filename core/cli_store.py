@@ -434,7 +434,7 @@ async def _resume(
 ) -> int:
     options = client_options_from_args(args)
     async with Engine(choice, server=server_config_from_args(args), options=options) as engine:
-        for message in await engine.preflight():
+        for message in await engine.preflight(schema):
             warn(message)
         async with engine.run(
             records,

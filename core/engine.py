@@ -20,6 +20,7 @@ import openai
 from pydantic import BaseModel
 
 from core.client import (
+    MODES,
     Endpoint,
     EndpointChoice,
     build_openai,
@@ -35,9 +36,10 @@ from core.extract import Extractor, RetryPolicy
 from core.failures import classify
 from core.fairshare import DEFAULT_BUDGET_S, FairShare
 from core.localserver import LocalServer, ServerConfig
-from core.prepared import PreparedRequest
+from core.prepared import PreparedRequest, default_max_tokens
 from core.prices import FREE, Price, load_prices, price_for, user_prices_path
 from core.ratelimit import Budget, ClientRateLimit
+from core.results import ErrorKind
 from core.runner import Run
 from core.strategies import USES_CONCURRENCY
 
@@ -59,6 +61,12 @@ class ClientOptions:
     """A prices.toml adding to / overriding the bundled one."""
     max_answer_bytes: int = 10_000_000
     """An answer larger than this fails its row unread (memory stays bounded)."""
+    max_tokens: int | None = None
+    """``max_tokens`` sent with every request; None: derived from the schema
+    (``default_max_tokens``), so no generation runs until the timeout."""
+    lenient: bool = False
+    """Accept answers instructor rejects for a think block, a json fence or numbers sent
+    as strings; such rows are marked ``lenient``."""
 
 
 def connections_for(strategy: str, concurrency: int, records: int) -> int:
@@ -133,10 +141,12 @@ class Engine:
             unpin()
         self._endpoint = None
 
-    async def preflight(self) -> list[str]:
+    async def preflight(self, schema: type[BaseModel] | None = None) -> list[str]:
         """Check the endpoint answers and accepts the key before sending N requests.
 
-        Raises EndpointError on a refused key or an unreachable server.
+        Raises EndpointError on a refused key or an unreachable server, and, given the
+        run's schema, on a server that rejects the run's mode (naming the modes that
+        work; see ``core.probe``). A slow answer or a 503 is "busy", a warning.
         Returns warnings (e.g. the model is not in the endpoint's list).
         """
         endpoint = self.endpoint
@@ -144,6 +154,10 @@ class Engine:
         try:
             page = await raw.models.list()
             ids = [m.id for m in page.data]
+            # fanout's own simulator behind --base-url serves every mode: no probe needed.
+            ours = bool(page.data) and all(
+                getattr(m, "owned_by", None) == "fanout" for m in page.data
+            )
         except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
             raise EndpointError(
                 f"{endpoint.label} refused the API key (HTTP {exc.status_code}); "
@@ -153,11 +167,15 @@ class Engine:
             return []  # some OpenAI-compatible servers have no /models; that is fine
         except openai.APIConnectionError as exc:
             failure = classify(exc, endpoint.secrets)
+            if failure.kind is ErrorKind.TIMEOUT:
+                return [f"{endpoint.label} is busy: {failure.message}; going on"]
             raise EndpointError(
                 f"cannot reach {display_url(endpoint.base_url)}: {failure.message}; "
                 "is the server running and the URL right?"
             ) from None
         except openai.APIStatusError as exc:
+            if exc.status_code in (429, 502, 503, 504):
+                return [f"{endpoint.label} is busy (HTTP {exc.status_code} to /models); going on"]
             return [f"{endpoint.label}: /models answered HTTP {exc.status_code}; going on"]
         finally:
             await raw.close()
@@ -175,7 +193,34 @@ class Engine:
                     f"--budget needs a price for {endpoint.model!r}; add it to a prices.toml "
                     "(see --prices)"
                 )
+        if schema is not None and not endpoint.is_simulator and not ours:
+            warnings.extend(await self._check_mode(schema))
         return warnings
+
+    async def _check_mode(self, schema: type[BaseModel]) -> list[str]:
+        """One request in the run's mode; a mode the server rejects stops the run here,
+        with the modes that work (each probed once), instead of failing every row."""
+        from core.probe import probe_modes, working
+
+        label, mode = self.endpoint.label, self.options.mode
+        (result,) = await probe_modes(self, schema, (mode,))
+        if result.verdict == "rejected":
+            others = await probe_modes(self, schema, [m for m in MODES if m != mode])
+            names = working(others)
+            if names:
+                raise EndpointError(
+                    f"{label} rejects --mode {mode} ({result.detail}); modes that work: "
+                    f"{', '.join(names)} (fanout probe shows each)"
+                )
+            # No mode works: not a question of the mode (a failing server); the rows say.
+            return [f"a probe request in --mode {mode} failed: {result.detail}; going on"]
+        if result.verdict == "busy":
+            return [f"{label} is busy ({result.detail}); going on"]
+        if result.verdict == "invalid":
+            return [f"a probe request in --mode {mode} did not validate: {result.detail}"]
+        if result.verdict == "no answer":
+            return [f"a probe request in --mode {mode} failed: {result.detail}; going on"]
+        return []
 
     def price(self) -> Price | None:
         """The endpoint model's price (the simulator is free); None when unknown."""
@@ -183,7 +228,15 @@ class Engine:
             return FREE
         return price_for(self.endpoint.model, self._prices)
 
-    def extractor(self, schema: type[BaseModel], connections: int) -> Extractor:
+    def extractor(
+        self,
+        schema: type[BaseModel],
+        connections: int,
+        *,
+        mode: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Extractor:
+        """The run's extractor; ``mode`` and ``retry`` override the options (the probe)."""
         endpoint = self.endpoint
         options = self.options
         fair = FairShare(self.pass_budget)
@@ -195,12 +248,18 @@ class Engine:
             max_answer_bytes=options.max_answer_bytes,
         )
         prepared = PreparedRequest(
-            schema, parse_mode(options.mode), endpoint.model, options.system_prompt
+            schema,
+            parse_mode(mode or options.mode),
+            endpoint.model,
+            options.system_prompt,
+            max_tokens=options.max_tokens or default_max_tokens(schema),
+            max_tokens_field="max_completion_tokens" if endpoint.kind == "openai" else "max_tokens",
+            lenient=options.lenient,
         )
         return Extractor(
             client,
             prepared,
-            retry=options.retry,
+            retry=retry or options.retry,
             secrets=endpoint.secrets,
             limits=ClientRateLimit(options.rpm, options.tpm),
             price=self.price(),

@@ -52,6 +52,8 @@ OWN_AFTER = (
     "completion_tokens",
     "total_tokens",
     "cost_usd",
+    "request_ids",
+    "lenient",
     *PHASE_FIELDS,
 )
 """fanout's columns after them; last, where the row's time went (``TIMELINE_COLUMNS``)."""
@@ -84,6 +86,8 @@ def _own_cell(value: Any) -> Any:
     """One of fanout's own values (timings at 12 significant digits)."""
     if isinstance(value, float):
         return format(value, ".12g") if value == value else ""
+    if isinstance(value, list):  # request ids, as guessed_fields: ";"-separated
+        return ";".join(str(item) for item in value)
     return data_cell(value)
 
 
@@ -155,6 +159,8 @@ def own_values(row: Row) -> dict[str, Any]:
         "completion_tokens": row.completion_tokens,
         "total_tokens": row.total_tokens,
         "cost_usd": row.cost_usd,
+        "request_ids": list(row.request_ids),
+        "lenient": row.lenient,
         **timeline_cells(row),
     }
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import httpx2 as httpx
 import openai
 from openai._models import construct_type
 from openai.types.chat import ChatCompletion
@@ -37,9 +38,10 @@ from core.dataset import Record
 from core.failures import (
     RETRYABLE,
     BadResponse,
+    BadResponseWithUsage,
     Failure,
+    answer_failure,
     classify,
-    validation_detail,
     with_attempts,
 )
 from core.fairshare import FairShare
@@ -65,6 +67,10 @@ class Extraction:
     cost_usd: float = 0.0
     guessed: tuple[str, ...] = ()
     """Field paths the endpoint said it made up (the simulator's placeholders)."""
+    request_ids: tuple[str, ...] = ()
+    """The server's ``x-request-id`` of each attempt that carried one, in order."""
+    lenient: bool = False
+    """Validated only by ``--lenient`` parsing (think block, fence, numbers as strings)."""
 
 
 class ExtractionFailed(Exception):
@@ -78,6 +84,7 @@ class ExtractionFailed(Exception):
         completion_tokens: int,
         rate_limited: int = 0,
         cost_usd: float = 0.0,
+        request_ids: tuple[str, ...] = (),
     ) -> None:
         super().__init__(failure.message)
         self.failure = failure
@@ -86,6 +93,7 @@ class ExtractionFailed(Exception):
         self.completion_tokens = completion_tokens
         self.rate_limited = rate_limited
         self.cost_usd = cost_usd
+        self.request_ids = request_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +201,7 @@ class Extractor:
         )
         token = listen(clock)
         usage = [0, 0]
+        ids: list[str] = []
         body = self.prepared.body(record.text)
         failures = invalid = 0
         try:
@@ -206,17 +215,20 @@ class Extractor:
                 await self.fair.checkpoint()
                 try:
                     async with asyncio.timeout(self.deadline):
-                        content = await self.client.post(
-                            "/chat/completions", body=body, cast_to=bytes
+                        response = await self.client.post(
+                            "/chat/completions", body=body, cast_to=httpx.Response
                         )
                     await self.fair.checkpoint()
-                    completion = read_completion(content)
+                    request_id = response.headers.get("x-request-id")
+                    if request_id:
+                        ids.append(request_id[:200])
+                    completion = read_completion(response.content)
                 except asyncio.CancelledError:
                     self._settle(reserved, 0, 0)
                     raise
                 except Exception as exc:
                     clock.failed()
-                    self._settle(reserved, 0, 0)
+                    self._settle(reserved, *_keep_billed(exc, usage, ids))
                     failures += 1
                     failure = classify(exc, self.secrets)
                     if isinstance(exc, TimeoutError) and self.deadline is not None:
@@ -227,7 +239,8 @@ class Extractor:
                         )
                     delay = self._delay(failures, failure)
                     if delay is None:
-                        raise self._failed(self._why_not_retried(failure), clock, usage) from exc
+                        failure = self._why_not_retried(failure)
+                        raise self._failed(failure, clock, usage, ids) from exc
                     if failure.kind is ErrorKind.RATE_LIMIT:
                         self.gate.pause(delay)
                     clock.backing_off(failure.kind)
@@ -241,19 +254,24 @@ class Extractor:
                 usage[1] += c
                 self._settle(reserved, p, c)
                 self._correct(estimate, p + c)
+                lenient = False
                 try:
                     value = self.prepared.parse(completion)
-                except self.prepared.parse_errors as exc:
-                    invalid += 1
-                    if invalid > self.retry.validation_retries:
-                        failure = Failure(
-                            ErrorKind.VALIDATION, f"invalid model output: {validation_detail(exc)}"
+                except Exception as exc:  # whatever instructor's parser raised: a billed answer
+                    leniently = self.prepared.parse_lenient(completion)
+                    if leniently is not None:
+                        value, lenient = leniently, True
+                    else:
+                        failure, reaskable = answer_failure(
+                            completion, exc, self.prepared.max_tokens
                         )
-                        raise self._failed(failure, clock, usage) from exc
-                    clock.reasking()
-                    body = self.prepared.reask(body, completion, exc)
-                    clock.waiting()
-                    continue
+                        invalid += 1
+                        if not reaskable or invalid > self.retry.validation_retries:
+                            raise self._failed(failure, clock, usage, ids) from exc
+                        clock.reasking()
+                        body = self.prepared.reask(body, completion, exc)
+                        clock.waiting()
+                        continue
                 return Extraction(
                     value=value,
                     attempts=clock.attempts,
@@ -262,12 +280,16 @@ class Extractor:
                     rate_limited=clock.rate_limited,
                     cost_usd=self.cost(usage[0], usage[1]),
                     guessed=guessed_fields(completion),
+                    request_ids=tuple(ids),
+                    lenient=lenient,
                 )
         finally:
             clock.stop()
             stop_listening(token)
 
-    def _failed(self, failure: Failure, row: RowClock, usage: list[int]) -> ExtractionFailed:
+    def _failed(
+        self, failure: Failure, row: RowClock, usage: list[int], ids: Sequence[str] = ()
+    ) -> ExtractionFailed:
         """The row's end; its text counts the same attempts as the row (5xx, 429, re-asks)."""
         if failure.kind is not ErrorKind.BUDGET:  # a budget stop is "not sent": no count
             failure = with_attempts(failure, row.attempts)
@@ -278,6 +300,7 @@ class Extractor:
             usage[1],
             row.rate_limited,
             self.cost(usage[0], usage[1]),
+            tuple(ids),
         )
 
     def _reserve(self, estimate: int, row: RowClock, usage: list[int]) -> float:
@@ -335,6 +358,20 @@ def guessed_fields(completion: ChatCompletion) -> tuple[str, ...]:
     return tuple(str(path) for path in paths[:1000])
 
 
+def _keep_billed(exc: BaseException, usage: list[int], ids: list[str]) -> tuple[int, int]:
+    """What a failed attempt still tells: the tokens of a 200 that was no completion (the
+    server billed them; returned, for the budget), the ``x-request-id`` of an HTTP error."""
+    if isinstance(exc, BadResponseWithUsage):
+        usage[0] += exc.prompt_tokens
+        usage[1] += exc.completion_tokens
+        return exc.prompt_tokens, exc.completion_tokens
+    if isinstance(exc, openai.APIStatusError):
+        request_id = exc.response.headers.get("x-request-id")
+        if request_id:
+            ids.append(request_id[:200])
+    return 0, 0
+
+
 def _usage_of(usage: Any) -> tuple[int, int]:
     if usage is None:
         return 0, 0
@@ -357,7 +394,8 @@ def read_completion(content: bytes) -> ChatCompletion:
     except ValidationError:
         completion = _lenient(content)
     if not completion.choices:
-        raise BadResponse("the answer has no choices (an empty completion)")
+        p, c = _usage_of(completion.usage)
+        raise BadResponseWithUsage("the answer has no choices (an empty completion)", p, c)
     return completion
 
 
@@ -369,6 +407,12 @@ def _lenient(content: bytes) -> ChatCompletion:
         raise BadResponse(f"the answer is not JSON: {_preview(content)}") from None
     if not isinstance(value, dict):
         raise BadResponse(f"the answer is not a completion: {_preview(content)}")
+    error = value.get("error")
+    if error is not None and not isinstance(value.get("choices"), list):
+        said = error.get("message") if isinstance(error, dict) else error
+        p, c = _usage_of(value.get("usage") if isinstance(value.get("usage"), dict) else None)
+        shown = " ".join(str(said).split())[:160] if said else _preview(content)
+        raise BadResponseWithUsage(f"the server answered 200 with an error: {shown}", p, c)
     if not isinstance(value.get("choices"), list):
         raise BadResponse(f"the answer is not a completion (no choices): {_preview(content)}")
     return cast(ChatCompletion, construct_type(type_=ChatCompletion, value=value))

@@ -32,6 +32,16 @@ class BadResponse(Exception):
     """An answer that is not a chat completion at all (HTML, ``null``, no choices, too big)."""
 
 
+class BadResponseWithUsage(BadResponse):
+    """A 200 that is no usable completion (``choices: []``, an error body) but says what
+    the server billed: its ``usage`` is counted like any answer's."""
+
+    def __init__(self, message: str, prompt_tokens: int, completion_tokens: int) -> None:
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+
+
 class AnswerTooLarge(BadResponse):
     """The answer's body passed the size limit (``--max-answer-bytes``) and was not read."""
 
@@ -282,3 +292,78 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     ]
     known = [r for r in resets if r is not None]
     return max(known) if known else None
+
+
+_THINK = "<think>"
+_FENCE = "```"
+
+
+def answer_failure(
+    completion: Any, error: Exception, max_tokens: int | None
+) -> tuple[Failure, bool]:
+    """Why a billed answer gave no object, named by its cause, and whether a re-ask may help.
+
+    Looked at only after instructor's parser failed (nothing is added to a good answer's
+    path): truncated (``finish_reason: length``), refused (``message.refusal``), filtered
+    (``content_filter``) are final; no tool call (a text answer in tools mode) and not JSON
+    are re-asked the way instructor does; anything else is the validation error itself.
+    """
+    choice = completion.choices[0]
+    message = choice.message
+    reason = choice.finish_reason
+    used = _completion_tokens(completion)
+    if reason == "length":
+        at = max_tokens if max_tokens is not None else used
+        limit = "max_tokens" if max_tokens is not None else "the server's limit"
+        tokens = f"at {at} tokens " if at else ""
+        return Failure(
+            ErrorKind.VALIDATION, f"truncated {tokens}({limit}): raise --max-tokens"
+        ), False
+    refusal = getattr(message, "refusal", None)
+    if refusal:
+        said = _squash(str(refusal))
+        return Failure(ErrorKind.VALIDATION, f"refused by the model: {said}"), False
+    if reason == "content_filter":
+        return Failure(
+            ErrorKind.VALIDATION,
+            "filtered: the provider's content filter stopped the answer (content_filter)",
+        ), False
+    content = message.content if isinstance(message.content, str) else ""
+    tools = getattr(message, "tool_calls", None)
+    if type(error).__name__ == "ResponseParsingError" and not tools:
+        shown = f"answered in text instead: {_text_preview(content)}" if content else "no answer"
+        return Failure(ErrorKind.VALIDATION, f"no tool call: the model {shown}"), True
+    sent = _arguments(tools) if tools else content
+    if sent and _not_json(error):
+        hint = "; --lenient strips these" if _THINK in sent or _FENCE in sent else ""
+        where = "tool call's arguments" if tools else "answer"
+        return Failure(
+            ErrorKind.VALIDATION, f"not JSON: the model's {where}: {_text_preview(sent)}{hint}"
+        ), True
+    return Failure(ErrorKind.VALIDATION, f"invalid model output: {validation_detail(error)}"), True
+
+
+def _arguments(tools: Any) -> str:
+    try:
+        arguments = tools[0].function.arguments
+    except (AttributeError, IndexError, TypeError):
+        return ""
+    return arguments if isinstance(arguments, str) else ""
+
+
+def _completion_tokens(completion: Any) -> int:
+    usage = getattr(completion, "usage", None)
+    return int(getattr(usage, "completion_tokens", 0) or 0) if usage is not None else 0
+
+
+def _not_json(error: Exception) -> bool:
+    if isinstance(error, json.JSONDecodeError):
+        return True
+    if isinstance(error, ValidationError):
+        return any(e.get("type") == "json_invalid" for e in error.errors())
+    return False
+
+
+def _text_preview(text: str) -> str:
+    text = _squash(text)
+    return repr(text[:60]) + ("…" if len(text) > 60 else "")

@@ -266,6 +266,20 @@ def add_endpoint_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--system-prompt", metavar="TEXT", help="a system message sent before each text"
     )
+    group.add_argument(
+        "--max-tokens",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="max_tokens of every answer (default: derived from the schema, at least 256); "
+        "an answer cut there fails as 'truncated at N tokens'",
+    )
+    group.add_argument(
+        "--lenient",
+        action="store_true",
+        help="accept answers instructor rejects for a <think> block, a json fence or "
+        "numbers sent as strings; such rows are marked lenient (default: strict)",
+    )
 
 
 def add_simulator_options(parser: argparse.ArgumentParser) -> None:
@@ -325,6 +339,8 @@ def client_options_from_args(args: argparse.Namespace) -> ClientOptions:
         budget_usd=args.budget,
         prices=args.prices,
         max_answer_bytes=int(args.max_answer_mb * 1_000_000),
+        max_tokens=args.max_tokens,
+        lenient=args.lenient,
     )
 
 

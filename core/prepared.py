@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +28,22 @@ from pydantic import BaseModel
 from core.tokens import estimate_tokens
 
 _PLACEHOLDER = "\x00fanout-record-text\x00"
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+_FENCED = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+MIN_MAX_TOKENS = 256
+"""The smallest ``max_tokens`` fanout derives from a schema."""
+
+
+def answer_estimate(schema: type[BaseModel]) -> int:
+    """Tokens an answer for the schema is expected to take (about half its JSON schema)."""
+    return max(16, estimate_tokens(json.dumps(schema.model_json_schema())) // 2)
+
+
+def default_max_tokens(schema: type[BaseModel]) -> int:
+    """A bound on a generation, so a model that never stops cannot run to the timeout:
+    eight times the expected answer, at least ``MIN_MAX_TOKENS``."""
+    return max(MIN_MAX_TOKENS, 8 * answer_estimate(schema))
 
 
 def _parse_errors() -> tuple[type[Exception], ...]:
@@ -46,10 +63,18 @@ class PreparedRequest:
         mode: instructor.Mode,
         model: str,
         system_prompt: str | None = None,
+        *,
+        max_tokens: int | None = None,
+        max_tokens_field: str = "max_tokens",
+        lenient: bool = False,
     ) -> None:
         self.schema = schema
         self.mode = mode
         self.model = model
+        self.max_tokens = max_tokens
+        """Sent as the request's ``max_tokens`` (None: not sent)."""
+        self.lenient = lenient
+        """Whether an answer instructor rejects gets ``parse_lenient``'s second look."""
         messages: list[dict[str, Any]] = [{"role": "user", "content": _PLACEHOLDER}]
         if system_prompt:
             messages.insert(0, {"role": "system", "content": system_prompt})
@@ -57,6 +82,10 @@ class PreparedRequest:
         assert prepared is not None
         self.response_model: type[BaseModel] = prepared
         self._template: dict[str, Any] = {**kwargs, "model": model}
+        if max_tokens is not None:
+            # OpenAI's newer models refuse ``max_tokens`` (they take max_completion_tokens);
+            # OpenAI-compatible servers (vLLM, Ollama, llama.cpp) know ``max_tokens``.
+            self._template[max_tokens_field] = max_tokens
         self._template_messages: list[dict[str, Any]] = list(kwargs.get("messages", messages))
         # instructor may wrap the text (MD_JSON appends an instruction), so the
         # text goes wherever the placeholder ended up, inside whatever surrounds it.
@@ -103,6 +132,30 @@ class PreparedRequest:
         if private:
             private.pop("_raw_response", None)
         return parsed
+
+    def parse_lenient(self, completion: Any) -> BaseModel | None:
+        """With ``--lenient``, a second look at an answer instructor rejected: a
+        ``<think>…</think>`` preface and a json fence are stripped, and numbers sent as
+        strings accepted (pydantic's lax mode). None when off, or when still invalid."""
+        if not self.lenient:
+            return None
+        try:
+            message = completion.choices[0].message
+            calls = message.tool_calls
+            text = calls[0].function.arguments if calls else message.content
+            if not isinstance(text, str):
+                return None
+            text = _THINK.sub("", text)
+            fenced = _FENCED.search(text)
+            if fenced:
+                text = fenced.group(1)
+            start, end = text.find("{"), text.rfind("}")
+            if start < 0 or end < start:
+                return None
+            data = json.loads(text[start : end + 1])
+            return self.response_model.model_validate(data, strict=False)
+        except Exception:  # still not an object for the schema: the strict error stands
+            return None
 
     def reask(self, body: Mapping[str, Any], completion: Any, error: Exception) -> dict[str, Any]:
         """The next body after an invalid answer: instructor's re-ask for the mode."""

@@ -97,6 +97,8 @@ def run_meta(
             "validation_retries": options.retry.validation_retries,
             "system_prompt": options.system_prompt,
             "max_error_rate": max_error_rate,
+            "max_tokens": options.max_tokens,
+            "lenient": options.lenient,
         },
     )
 

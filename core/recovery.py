@@ -45,6 +45,8 @@ ROW_FIELDS = (
     "session",
     "guessed_json",
     "timeline_json",
+    "request_ids_json",
+    "lenient",
     "run_id",
     "idx",
 )

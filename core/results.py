@@ -156,6 +156,12 @@ class Row:
     ``line_items[].quantity``."""
     phases: Phases | None = None
     """Where the row's time went, once it started (None: not started, or an old store)."""
+    request_ids: tuple[str, ...] = ()
+    """The server's ``x-request-id`` of each attempt that sent one, in order (to quote
+    to a provider's support)."""
+    lenient: bool = False
+    """The answer validated only with ``--lenient`` (think block or fence stripped,
+    numbers sent as strings accepted)."""
 
     @property
     def latency_s(self) -> float | None:

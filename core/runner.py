@@ -284,6 +284,7 @@ class Run:
                 exc.completion_tokens,
                 exc.cost_usd,
             )
+            row.request_ids = exc.request_ids
             if exc.failure.kind is ErrorKind.BUDGET:
                 self._cancel_row(row, exc.failure.message)
                 stop_for = exc.failure.message  # after this task has left the active set
@@ -299,6 +300,8 @@ class Run:
                 row.value = result.value
             row.data = redact_data(result.value.model_dump(mode="json"), self._secrets)
             row.guessed = result.guessed
+            row.request_ids = result.request_ids
+            row.lenient = result.lenient
             self._account(
                 row,
                 result.attempts,

@@ -112,6 +112,8 @@ CREATE TABLE IF NOT EXISTS rows (
     extra_json        TEXT,
     guessed_json      TEXT,
     timeline_json     TEXT,
+    request_ids_json  TEXT,
+    lenient           INTEGER,
     PRIMARY KEY (run_id, idx)
 );
 CREATE INDEX IF NOT EXISTS rows_status ON rows (run_id, status);
@@ -121,6 +123,8 @@ _ADDED_ROW_COLUMNS = (
     ("extra_json", "TEXT"),
     ("guessed_json", "TEXT"),
     ("timeline_json", "TEXT"),
+    ("request_ids_json", "TEXT"),
+    ("lenient", "INTEGER"),
 )
 """Columns ``rows`` gained after schema version 1; ``Store._migrate`` adds them to an
 older store (each only if missing, so the steps can come in any order)."""
@@ -133,13 +137,13 @@ _RUN_COLUMNS = (
 _ROW_COLUMNS = (
     "idx, record_id, text, status, data_json, error, error_kind, queued_s, started_s, "
     "finished_s, delivered_s, attempts, prompt_tokens, completion_tokens, cost_usd, "
-    "extra_json, guessed_json, timeline_json"
+    "extra_json, guessed_json, timeline_json, request_ids_json, lenient"
 )
 _UPDATE_ROW = (
     "UPDATE rows SET status = ?, data_json = ?, error = ?, error_kind = ?, queued_s = ?, "
     "started_s = ?, finished_s = ?, delivered_s = ?, attempts = ?, prompt_tokens = ?, "
-    "completion_tokens = ?, cost_usd = ?, session = ?, guessed_json = ?, timeline_json = ? "
-    "WHERE run_id = ? AND idx = ?"
+    "completion_tokens = ?, cost_usd = ?, session = ?, guessed_json = ?, timeline_json = ?, "
+    "request_ids_json = ?, lenient = ? WHERE run_id = ? AND idx = ?"
 )
 _UPDATE_DELIVERED = "UPDATE rows SET delivered_s = ? WHERE run_id = ? AND idx = ?"
 
@@ -363,6 +367,8 @@ def row_params(run_id: str, idx: int, row: Row, session: int = 0) -> RowParams:
         session,
         _dumps(list(row.guessed)) if row.guessed else None,
         None if row.phases is None else _dumps(row.phases.to_dict()),
+        _dumps(list(row.request_ids)) if row.request_ids else None,
+        1 if row.lenient else None,
         run_id,
         idx,
     )
@@ -387,7 +393,7 @@ def _status(value: str) -> Status:
 def _row_from_sql(values: Sequence[Any]) -> Row:
     (idx, record_id, text, status, data_json, error, error_kind, queued_s, started_s) = values[:9]
     (finished_s, delivered_s, attempts, prompt_tokens, completion_tokens, cost_usd) = values[9:15]
-    extra_json, guessed_json, timeline_json = values[15:18]
+    extra_json, guessed_json, timeline_json, request_ids_json, lenient = values[15:20]
     data = None
     if data_json is not None:
         try:
@@ -417,6 +423,8 @@ def _row_from_sql(values: Sequence[Any]) -> Row:
         extra=_loads_dict(extra_json) or NO_EXTRA,
         guessed=_loads_paths(guessed_json),
         phases=_phases(timeline_json),
+        request_ids=_loads_paths(request_ids_json),
+        lenient=bool(lenient),
     )
 
 

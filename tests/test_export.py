@@ -269,3 +269,15 @@ def test_the_time_line_columns_carry_each_rows_phases(tmp_path: Path) -> None:
     second = json.loads(lines[1])
     assert second["wait_sem_s"] == 0.5 and second["retries_429"] == 3
     assert json.loads(lines[0])["wire_s"] is None
+
+
+def test_request_ids_and_lenient_are_fanouts_own_columns(tmp_path: Path) -> None:
+    rows = make_rows()
+    rows[0].request_ids, rows[0].lenient = ("req-1", "req-2"), True
+    _, cells = read(export_results(rows, Person, tmp_path / "out.csv"))
+    assert cells[0]["request_ids"] == "req-1;req-2" and cells[0]["lenient"] == "true"
+    assert cells[1]["request_ids"] == "" and cells[1]["lenient"] == "false"
+    path = export_results(rows, Person, tmp_path / "out.jsonl")
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert lines[0]["request_ids"] == ["req-1", "req-2"] and lines[0]["lenient"] is True
+    assert lines[1]["request_ids"] == [] and lines[1]["lenient"] is False

@@ -349,6 +349,8 @@ def test_export_falls_back_when_the_schema_is_gone(
                     0,
                     None,
                     None,
+                    None,
+                    None,
                     run_id,
                     0,
                 )

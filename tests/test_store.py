@@ -479,3 +479,24 @@ def test_a_store_at_this_version_without_the_column_gains_it(tmp_path: Path) -> 
     conn.close()
     assert {"extra_json", "guessed_json", "timeline_json"} <= set(columns)
     assert versions == [SCHEMA_VERSION]
+
+
+def test_request_ids_and_lenient_are_stored_and_an_older_store_gains_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "runs.sqlite3"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE rows DROP COLUMN request_ids_json")
+    conn.execute("ALTER TABLE rows DROP COLUMN lenient")
+    conn.commit()
+    conn.close()
+    with Store(path) as store:
+        run_id = store.create_run(meta(), records(2))
+        row = Row(0, "0", "t", Status.OK, data={"name": "x", "age": 1})
+        row.request_ids, row.lenient = ("req-1", "req-2"), True
+        plain = Row(1, "1", "u", Status.OK, data={"name": "y", "age": 2})
+        store.write_rows([row_params(run_id, 0, row), row_params(run_id, 1, plain)])
+        loaded = store.load_rows(run_id)
+    assert (loaded[0].request_ids, loaded[0].lenient) == (("req-1", "req-2"), True)
+    assert (loaded[1].request_ids, loaded[1].lenient) == ((), False)

@@ -101,6 +101,14 @@ class RowDetailScreen(ModalScreen[None]):
                     ),
                     id="detail-guessed",
                 )
+            if row.lenient:
+                yield Static(
+                    Text("parsed with --lenient (instructor alone rejects it)", style="yellow"),
+                    id="detail-lenient",
+                )
+            if row.request_ids:
+                shown = visible(", ".join(row.request_ids))
+                yield Static(Text(f"request ids: {shown}", style="dim"), id="detail-request-ids")
             if row.error:
                 yield Static("[b]error[/b]", classes="section")
                 yield Static(
