@@ -110,7 +110,7 @@ class ScriptedEngine:
         for extract in self.extracts:
             extract.release.set()
 
-    async def preflight(self) -> list[str]:
+    async def preflight(self, schema: type[BaseModel] | None = None) -> list[str]:
         return []
 
     @asynccontextmanager
