@@ -120,6 +120,9 @@ def with_attempts(failure: Failure, attempts: int) -> Failure:
 def _from_status(exc: openai.APIStatusError) -> Failure:
     status = exc.status_code
     detail = _server_message(exc)
+    if _is_quota(exc.body):
+        # Out of credit, not too fast: waiting will not help (OpenAI answers it with 429).
+        return Failure(ErrorKind.QUOTA, f"quota exhausted: {detail}; check billing", None, status)
     if status == 429:
         wait = retry_after_seconds(exc.response.headers)
         return Failure(ErrorKind.RATE_LIMIT, f"429 rate limited: {detail}", wait, status)
@@ -133,6 +136,22 @@ def _from_status(exc: openai.APIStatusError) -> Failure:
     if status == 408:
         return Failure(ErrorKind.TIMEOUT, f"HTTP 408: {detail}", None, status)
     return Failure(ErrorKind.BAD_REQUEST, f"HTTP {status}: {detail}", None, status)
+
+
+QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
+
+
+def _is_quota(body: object) -> bool:
+    """An error body saying the account is out of quota or credit (``insufficient_quota``,
+    ``billing_hard_limit_reached``, any code or type naming a quota)."""
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    if not isinstance(inner, dict):
+        return False
+    for field in ("code", "type"):
+        value = inner.get(field)
+        if isinstance(value, str) and (value in QUOTA_CODES or "quota" in value.lower()):
+            return True
+    return False
 
 
 def _server_message(exc: openai.APIStatusError) -> str:
