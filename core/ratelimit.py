@@ -6,7 +6,7 @@ second, exact at any rate from 1 a minute up (there is no one-second floor):
 - requests: a bucket that holds one request, so requests leave evenly spaced
   ``60 / rpm`` seconds apart and any 60 s window holds at most ``rpm`` of them;
 - tokens: a bucket holding one second's allowance (at least one token). A request
-  estimated larger than what is in the bucket waits for the difference.
+  estimated larger than the bucket waits for a full bucket and leaves a debt.
 
 A request's token cost is estimated before sending (``core.tokens``) and
 corrected from the ``usage`` the server returns, both ways: the difference is
@@ -34,10 +34,12 @@ RATIO_BOUNDS = (0.05, 20.0)
 class TokenBucket:
     """``rate`` units a second up to ``capacity``; ``acquire(n)`` waits until n are there.
 
-    Reservations, first come first served: an acquire takes its units at once, the level
-    may go below zero (a debt the refill pays off), and it sleeps until the level it left
-    is back at zero, so later callers queue behind it without a lock. A cancelled acquire
-    gives its units back. The bucket starts full."""
+    First come, first served: callers queue on a lock, and the one at the head takes its
+    units once the bucket holds them (or holds ``capacity``, for an ask larger than the
+    bucket: the rest becomes a debt the refill pays off before anyone else goes). Units
+    given back meanwhile (``adjust``) shorten the queue's wait, and an ask may be a
+    function, evaluated when its turn comes (a token estimate learned while it queued).
+    The bucket starts full."""
 
     def __init__(
         self,
@@ -46,6 +48,7 @@ class TokenBucket:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        max_nap: float = 0.25,
     ) -> None:
         if rate <= 0 or capacity <= 0:
             raise ValueError(f"a bucket needs a positive rate and capacity ({rate}, {capacity})")
@@ -53,32 +56,32 @@ class TokenBucket:
         self.capacity = capacity
         self._clock = clock
         self._sleep = sleep
+        self._max_nap = max_nap
         self._level = capacity
         self._at = clock()
+        self._lock = asyncio.Lock()
 
     @property
     def level(self) -> float:
-        """Units in the bucket now (negative: owed by reservations waiting their turn)."""
+        """Units in the bucket now (negative: a debt still being paid off)."""
         now = self._clock()
         self._level = min(self.capacity, self._level + (now - self._at) * self.rate)
         self._at = now
         return self._level
 
-    def reserve(self, amount: float) -> float:
-        """Take ``amount`` now; the seconds to wait before using it."""
-        level = self.level - amount
-        self._level = level
-        return 0.0 if level >= 0 else -level / self.rate
-
-    async def acquire(self, amount: float = 1.0) -> None:
-        wait = self.reserve(amount)
-        if wait <= 0:
-            return
-        try:
-            await self._sleep(wait)
-        except asyncio.CancelledError:
-            self.adjust(amount)
-            raise
+    async def acquire(self, amount: float | Callable[[], float] = 1.0) -> float:
+        """Wait for the turn and the units; the units taken."""
+        async with self._lock:
+            while True:
+                want = amount() if callable(amount) else amount
+                need = min(want, self.capacity)
+                level = self.level
+                if level >= need - 1e-9:
+                    self._level = level - want
+                    return want
+                wait = (need - level) / self.rate
+                # Naps, when waits are long, so units given back are used soon.
+                await self._sleep(wait if wait <= self._max_nap * 2 else self._max_nap)
 
     def adjust(self, amount: float) -> None:
         """Give back (positive) or take (negative) units, e.g. once the real cost is known."""
@@ -114,12 +117,15 @@ class ClientRateLimit:
     async def acquire(self, estimated_tokens: int) -> int:
         """Wait for a request's turn; the tokens it was charged (the estimate, scaled by
         what answers really cost so far), to pass to ``correct``."""
-        charged = max(1, round(estimated_tokens * self.ratio))
+
+        def charge() -> float:
+            return float(max(1, round(estimated_tokens * self.ratio)))
+
         if self._requests is not None:
             await self._requests.acquire()
-        if self._tokens is not None:
-            await self._tokens.acquire(charged)
-        return charged
+        if self._tokens is None:
+            return round(charge())
+        return round(await self._tokens.acquire(charge))
 
     def correct(self, charged_tokens: int, actual_tokens: int) -> None:
         """The answer cost ``actual_tokens``: charge what the estimate missed, or give back
