@@ -9,12 +9,15 @@
   well above the fastest seen (a server queueing work instead of refusing it).
 - **The server's stated limit**: once a response carries
   ``x-ratelimit-limit-requests`` (per minute), requests are paced at 95 % of
-  that rate with a one-second bucket, so a run settles just under the limit
-  instead of bursting into it and bouncing off 429s. (Token limits are
-  respected through the remaining-budget rule below and ``--tpm``.)
+  that rate, evenly spaced (``core.ratelimit.TokenBucket``, exact at any rate),
+  so a run settles just under the limit instead of bursting into it and
+  bouncing off 429s. (Token limits are respected through the remaining-budget
+  rule below and ``--tpm``.)
 - **The server's remaining budget**: when ``x-ratelimit-remaining-requests``
   says nothing is left (counting what we sent since), nobody sends until the
-  reset time it gave.
+  reset time it gave. Every such wait is bounded (``max_wait``) and has a timer:
+  a later answer that moves the deadline re-arms it, so a run never waits on a
+  wake-up that will not come. ``close()`` (the run stopping) lets every waiter go.
 
 ``--concurrency`` is the ceiling; the limit starts low and grows.
 """
@@ -27,14 +30,15 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TypeVar
 
-from aiolimiter import AsyncLimiter
-
 from core.dataset import Record
+from core.ratelimit import TokenBucket
 from core.signals import LimitInfo, listen, stop_listening
 
 T = TypeVar("T")
 
 START_LIMIT = 4
+MAX_WAIT = 120.0
+"""The longest a server's reset may hold the run (seconds), like ``RetryPolicy.max_retry_after``."""
 PACE_FRACTION = 0.95
 LATENCY_BLOWUP = 3.0
 """Latency this many times the fastest seen means the server is queueing."""
@@ -47,6 +51,7 @@ class AdaptiveLimit:
         *,
         start: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_wait: float = MAX_WAIT,
     ) -> None:
         if ceiling < 1:
             raise ValueError(f"the adaptive ceiling must be at least 1, got {ceiling}")
@@ -57,13 +62,16 @@ class AdaptiveLimit:
         self.responses = 0
         self.rate_limited = 0
         self._clock = clock
+        self.max_wait = max_wait
+        self.closed = False
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._decreased_at_seq = 0
         self._fastest: float | None = None
         self._budget: tuple[int, int, float] | None = None
         """(seq of the response's request, remaining, reset deadline)"""
         self._wake_handle: asyncio.TimerHandle | None = None
-        self.request_pacer: AsyncLimiter | None = None
+        self._wake_at = 0.0
+        self.request_pacer: TokenBucket | None = None
         self.server_rpm: int | None = None
         self.server_tpm: int | None = None
         self.history: list[tuple[float, float]] = []
@@ -75,6 +83,8 @@ class AdaptiveLimit:
         return max(1, int(self.limit))
 
     def _may_start(self) -> bool:
+        if self.closed:
+            return True
         if self.in_use >= self.slots:
             return False
         if self._budget is None:
@@ -102,7 +112,7 @@ class AdaptiveLimit:
                 break
         self.in_use += 1
         self._wake()  # more slots may be free (the limit grew, a budget reset)
-        if self.request_pacer is not None:
+        if self.request_pacer is not None and not self.closed:
             try:
                 await self.request_pacer.acquire()
             except asyncio.CancelledError:
@@ -118,18 +128,37 @@ class AdaptiveLimit:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-                break  # the woken task takes its slot when it runs, then wakes the next
+                if not self.closed:
+                    break  # the woken task takes its slot when it runs, then wakes the next
+        self._arm_reset_timer()
+
+    def close(self) -> None:
+        """The run is stopping: nobody waits any more (each waiter goes on to find its
+        row cancelled), and nothing is paced."""
+        self.closed = True
+        if self._wake_handle is not None:
+            self._wake_handle.cancel()
+            self._wake_handle = None
+        self._wake()
 
     def _arm_reset_timer(self) -> None:
-        if self._budget is None or self._wake_handle is not None:
+        """While someone waits on a budget's reset, a timer fires at that reset; a later
+        answer that moved the deadline moves the timer with it."""
+        if self._budget is None or not self._waiters or self.closed:
             return
-        delay = max(0.0, self._budget[2] - self._clock())
+        reset_at = self._budget[2]
+        if self._wake_handle is not None:
+            if self._wake_at == reset_at:
+                return
+            self._wake_handle.cancel()
+        delay = max(0.0, reset_at - self._clock())
         loop = asyncio.get_running_loop()
 
         def fire() -> None:
             self._wake_handle = None
             self._wake()
 
+        self._wake_at = reset_at
         self._wake_handle = loop.call_later(delay, fire)
 
     # -- learning -----------------------------------------------------------------
@@ -143,7 +172,7 @@ class AdaptiveLimit:
                 self._set_limit(max(1.0, self.limit / 2))
                 self._decreased_at_seq = self.sent
             wait = info.retry_after or info.reset_requests or 1.0
-            self._budget = (self.sent, 0, self._clock() + wait)
+            self._budget = (self.sent, 0, self._clock() + self._bounded(wait))
         elif status < 500:
             if self._fastest is None or latency < self._fastest:
                 self._fastest = latency
@@ -156,15 +185,18 @@ class AdaptiveLimit:
             fresher = self._budget is None or seq >= self._budget[0]
             if info.remaining_requests is not None and fresher:
                 reset = info.reset_requests if info.reset_requests is not None else 1.0
-                self._budget = (seq, info.remaining_requests, self._clock() + reset)
+                self._budget = (seq, info.remaining_requests, self._clock() + self._bounded(reset))
         self._learn_rates(info)
         self._wake()
+
+    def _bounded(self, wait: float) -> float:
+        return min(max(0.0, wait), self.max_wait)
 
     def _learn_rates(self, info: LimitInfo) -> None:
         if info.limit_requests and info.limit_requests != self.server_rpm:
             self.server_rpm = info.limit_requests
-            per_second = max(1.0, info.limit_requests * PACE_FRACTION / 60)
-            self.request_pacer = AsyncLimiter(per_second, 1.0)
+            per_second = info.limit_requests * PACE_FRACTION / 60
+            self.request_pacer = TokenBucket(per_second, 1.0, clock=self._clock)
         if info.limit_tokens:
             self.server_tpm = info.limit_tokens
 

@@ -20,6 +20,7 @@ each request:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
@@ -106,6 +107,10 @@ class RetryPolicy:
     """Longest server-requested wait we honour before giving up on a row."""
     validation_retries: int = 1
     """Re-asks (instructor's) when the model's answer does not validate."""
+    bare_429_delays: tuple[float, ...] = (20.0, 40.0, 60.0)
+    """Backoff after a 429 that says nothing of how long to wait (LiteLLM's own limit):
+    long enough to cover a one-minute window, the run paused meanwhile (the last one
+    repeats; each capped at ``max_retry_after``)."""
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Equal jitter: uniform in [c/2, c] with c = min(max_delay, base * 2^(attempt-1))."""
@@ -210,7 +215,7 @@ class Extractor:
                 estimate = self.estimate_tokens(record)
                 reserved = self._reserve(estimate, clock, usage)
                 if self.limits is not None:
-                    await self.limits.acquire(estimate)
+                    estimate = await self.limits.acquire(estimate)  # as charged, to correct
                 clock.working()
                 await self.fair.checkpoint()
                 try:
@@ -238,6 +243,12 @@ class Extractor:
                             "a whole attempt: connecting, headers and body)",
                         )
                     delay = self._delay(failures, failure)
+                    if delay is not None and _bare_429(failure):
+                        failure = dataclasses.replace(
+                            failure,
+                            message=f"{failure.message}; no wait given: pausing the run "
+                            f"{delay:.0f} s to cover a rate window",
+                        )
                     if delay is None:
                         failure = self._why_not_retried(failure)
                         raise self._failed(failure, clock, usage, ids) from exc
@@ -344,7 +355,16 @@ class Extractor:
                 return None
             # A little jitter on top so that everyone told "1 s" does not come back at once.
             return failure.retry_after + self._rng.uniform(0, 0.1 + failure.retry_after * 0.1)
+        if _bare_429(failure) and self.retry.bare_429_delays:
+            steps = self.retry.bare_429_delays
+            step = steps[min(failures, len(steps)) - 1]
+            return min(self.retry.max_retry_after, step * self._rng.uniform(1.0, 1.1))
         return self.retry.backoff(failures, self._rng)
+
+
+def _bare_429(failure: Failure) -> bool:
+    """A 429 with no hint of how long to wait (no retry-after, no reset header)."""
+    return failure.kind is ErrorKind.RATE_LIMIT and failure.retry_after is None
 
 
 def guessed_fields(completion: ChatCompletion) -> tuple[str, ...]:

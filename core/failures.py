@@ -1,7 +1,8 @@
 """Turn whatever a request raised into one line a user can read, and a kind to count.
 
 Also reads the server's hints: ``retry-after-ms`` / ``retry-after`` and
-OpenAI's ``x-ratelimit-reset-*`` durations ("6m0s", "1.5s", "120ms").
+``x-ratelimit-reset-*`` (OpenAI's durations "6m0s", "1.5s", "120ms", plain seconds,
+epoch timestamps, HTTP dates), each also as LiteLLM forwards it (``llm_provider-...``).
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import json
+import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,6 +130,9 @@ def with_attempts(failure: Failure, attempts: int) -> Failure:
 def _from_status(exc: openai.APIStatusError) -> Failure:
     status = exc.status_code
     detail = _server_message(exc)
+    if _is_quota(exc.body):
+        # Out of credit, not too fast: waiting will not help (OpenAI answers it with 429).
+        return Failure(ErrorKind.QUOTA, f"quota exhausted: {detail}; check billing", None, status)
     if status == 429:
         wait = retry_after_seconds(exc.response.headers)
         return Failure(ErrorKind.RATE_LIMIT, f"429 rate limited: {detail}", wait, status)
@@ -141,6 +146,22 @@ def _from_status(exc: openai.APIStatusError) -> Failure:
     if status == 408:
         return Failure(ErrorKind.TIMEOUT, f"HTTP 408: {detail}", None, status)
     return Failure(ErrorKind.BAD_REQUEST, f"HTTP {status}: {detail}", None, status)
+
+
+QUOTA_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
+
+
+def _is_quota(body: object) -> bool:
+    """An error body saying the account is out of quota or credit (``insufficient_quota``,
+    ``billing_hard_limit_reached``, any code or type naming a quota)."""
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    if not isinstance(inner, dict):
+        return False
+    for field in ("code", "type"):
+        value = inner.get(field)
+        if isinstance(value, str) and (value in QUOTA_CODES or "quota" in value.lower()):
+            return True
+    return False
 
 
 def _server_message(exc: openai.APIStatusError) -> str:
@@ -250,47 +271,88 @@ def redact_data(data: Any, secrets: tuple[str, ...]) -> Any:
     return clean(data)
 
 
-def parse_duration(value: str) -> float | None:
-    """OpenAI's reset durations: "1s", "6m0s", "120ms", "1h2m3.5s"; plain numbers are seconds."""
+EPOCH_AFTER = 1e9
+"""A reset "in seconds" larger than this (about 31 years) is an epoch timestamp (seconds
+since 1970; some gateways send the moment of the reset, not the time until it)."""
+EPOCH_MS_AFTER = 1e12
+"""... and larger than this, an epoch timestamp in milliseconds."""
+
+PROXY_PREFIX = "llm_provider-"
+"""LiteLLM forwards an upstream's headers under this prefix (``llm_provider-retry-after``)."""
+
+
+def parse_duration(value: str, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds until a reset, in every form servers send: OpenAI's durations ("1s", "6m0s",
+    "120ms", "1h2m3.5s"), plain seconds ("1.5"), an epoch timestamp (a number above
+    ``EPOCH_AFTER``: seconds since 1970, or milliseconds above ``EPOCH_MS_AFTER``; the wait
+    is until then) and an HTTP date. Never negative; None when unreadable."""
     value = value.strip()
     if not value:
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):
+            return None
+        if number > EPOCH_MS_AFTER:
+            return max(0.0, number / 1000 - now())
+        if number > EPOCH_AFTER:
+            return max(0.0, number - now())
+        return max(0.0, number)
     total = 0.0
     position = 0
     for match in _DURATION_PART.finditer(value):
         if match.start() != position:
-            return None
+            break
         number, unit = float(match.group(1)), match.group(2)
         total += number * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
         position = match.end()
-    return total if position == len(value) else None
+    else:
+        if position == len(value) and position > 0:
+            return total
+    parsed = email.utils.parsedate_tz(value)
+    if parsed is not None:
+        return max(0.0, email.utils.mktime_tz(parsed) - now())
+    return None
 
 
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """How long the server asked us to wait: retry-after-ms, retry-after, or x-ratelimit-reset-*."""
-    ms = headers.get("retry-after-ms")
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header, or the same header as a proxy forwarded it (``llm_provider-<name>``)."""
+    value = headers.get(name)
+    if value is None or not value.strip():
+        value = headers.get(PROXY_PREFIX + name)
+    return value if value is not None and value.strip() else None
+
+
+def retry_after_seconds(
+    headers: Mapping[str, str], now: Callable[[], float] = time.time, *, resets: bool = True
+) -> float | None:
+    """How long the server asked us to wait: retry-after-ms, retry-after, or (with
+    ``resets``) x-ratelimit-reset-*; each also in its ``llm_provider-`` form, as LiteLLM
+    forwards an upstream's."""
+    ms = header(headers, "retry-after-ms")
     if ms:
         try:
-            return max(0.0, float(ms) / 1000)
+            wait = float(ms) / 1000
         except ValueError:
             pass
-    after = headers.get("retry-after")
+        else:
+            if math.isfinite(wait):
+                return max(0.0, wait)
+    after = header(headers, "retry-after")
     if after:
-        try:
-            return max(0.0, float(after))
-        except ValueError:
-            parsed = email.utils.parsedate_tz(after)
-            if parsed is not None:
-                return max(0.0, email.utils.mktime_tz(parsed) - time.time())
-    resets = [
-        parse_duration(headers.get(name, ""))
+        wait_s = parse_duration(after, now)
+        if wait_s is not None:
+            return wait_s
+    if not resets:
+        return None
+    known_resets = [
+        parse_duration(header(headers, name) or "", now)
         for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
     ]
-    known = [r for r in resets if r is not None]
+    known = [r for r in known_resets if r is not None]
     return max(known) if known else None
 
 

@@ -43,6 +43,8 @@ class ErrorKind(StrEnum):
     BAD_RESPONSE = "bad_response"
     """The answer is not a chat completion: not JSON, an HTML page, no choices, too large."""
     BUDGET = "budget"
+    QUOTA = "quota"
+    """The account is out of quota or credit (``insufficient_quota``): the run stops."""
     OTHER = "other"
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
@@ -176,6 +177,8 @@ class Run:
         self._stopping = True
         self.stopped_reason = reason
         self._emit(RunStopping(self.now(), reason))
+        if self.limiter is not None:
+            self.limiter.close()  # rows waiting on a server's reset go now, to be cancelled
         for task in list(self._active):
             task.cancel()
 
@@ -290,6 +293,8 @@ class Run:
                 stop_for = exc.failure.message  # after this task has left the active set
             else:
                 self._fail_row(row, exc.failure)
+                if exc.failure.kind is ErrorKind.QUOTA:  # no row can succeed: stop the run
+                    stop_for = quota_reason(exc.failure.message)
         except Exception as exc:  # an extract that broke its promise; keep the run going
             tries = getattr(exc, "n_attempts", None)  # instructor's count, as its text says
             self._account(row, tries if isinstance(tries, int) and tries > 0 else 1, 0, 0, 0, 0.0)
@@ -366,3 +371,8 @@ class Run:
                 f"stopped: {rate:.0%} of {judged} finished rows failed "
                 f"(--max-error-rate {self.max_error_rate:.0%})"
             )
+
+
+def quota_reason(message: str) -> str:
+    """The run's one stop reason for a quota error, without the row's attempt count."""
+    return re.sub(r" after \d+ attempts?", "", message, count=1)

@@ -21,13 +21,14 @@ answers lands in.
 from __future__ import annotations
 
 import contextvars
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx2 as httpx
 
-from core.failures import AnswerTooLarge, parse_duration, retry_after_seconds
+from core.failures import AnswerTooLarge, header, parse_duration, retry_after_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,16 +45,16 @@ class LimitInfo:
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> LimitInfo:
+        """Read OpenAI's names, or the same ones as LiteLLM forwards an upstream's
+        (``llm_provider-x-ratelimit-...``); resets in any form ``parse_duration`` reads."""
         return cls(
-            limit_requests=_int(headers.get("x-ratelimit-limit-requests")),
-            remaining_requests=_int(headers.get("x-ratelimit-remaining-requests")),
-            reset_requests=parse_duration(headers.get("x-ratelimit-reset-requests", "")),
-            limit_tokens=_int(headers.get("x-ratelimit-limit-tokens")),
-            remaining_tokens=_int(headers.get("x-ratelimit-remaining-tokens")),
-            reset_tokens=parse_duration(headers.get("x-ratelimit-reset-tokens", "")),
-            retry_after=retry_after_seconds(headers)
-            if "retry-after" in headers or "retry-after-ms" in headers
-            else None,
+            limit_requests=_int(header(headers, "x-ratelimit-limit-requests")),
+            remaining_requests=_int(header(headers, "x-ratelimit-remaining-requests")),
+            reset_requests=parse_duration(header(headers, "x-ratelimit-reset-requests") or ""),
+            limit_tokens=_int(header(headers, "x-ratelimit-limit-tokens")),
+            remaining_tokens=_int(header(headers, "x-ratelimit-remaining-tokens")),
+            reset_tokens=parse_duration(header(headers, "x-ratelimit-reset-tokens") or ""),
+            retry_after=retry_after_seconds(headers, resets=False),
         )
 
     @property
@@ -65,9 +66,10 @@ def _int(value: str | None) -> int | None:
     if value is None:
         return None
     try:
-        return int(float(value))
+        number = float(value)
     except ValueError:
         return None
+    return int(number) if math.isfinite(number) else None
 
 
 class Pacer(Protocol):

@@ -15,9 +15,14 @@ byte level, on a loopback port, in a thread of its own. Behaviours:
 - ``long_retry_after``: a 429 asking to wait ``delay`` seconds;
 - ``huge_chunked``: the same without a length, in 1 MB chunks;
 - ``echo_key_in_answer``: a valid answer whose ``name`` is the Authorization header;
-- ``ok``: a valid completion for ``Person``.
+- ``ok``: a valid completion for ``Person``;
+- ``bare_429``: LiteLLM's own limit: within every ``delay``-second window (fixed
+  windows from the first request) the first ``size`` requests get a valid completion
+  and the rest a 429 with no retry-after and no ``x-ratelimit-*`` header;
+- ``quota``: OpenAI's ``insufficient_quota`` 429.
 
-Every connection is answered once and closed. ``requests`` counts them.
+Every connection is answered once and closed. ``requests`` counts them, ``arrivals``
+holds when each came (``time.monotonic()``).
 """
 
 from __future__ import annotations
@@ -87,6 +92,8 @@ class HostileServer:
         self.delay = delay
         self.size = size
         self.requests = 0
+        self.arrivals: list[float] = []
+        self._lock = threading.Lock()
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
@@ -149,7 +156,9 @@ class HostileServer:
                 head, _ = self._read_request(conn)
                 if not head:
                     return
-                self.requests += 1
+                with self._lock:
+                    self.requests += 1
+                    self.arrivals.append(time.monotonic())
                 self._answer(conn, head)
             except OSError:
                 return
@@ -215,6 +224,35 @@ class HostileServer:
             conn.sendall(_response("200 OK", json.dumps(body).encode()))
         elif kind == "null_body":
             conn.sendall(_response("200 OK", b"null"))
+        elif kind == "bare_429":
+            with self._lock:
+                now = self.arrivals[-1]
+                window_start = self.arrivals[0] + (now - self.arrivals[0]) // self.delay * (
+                    self.delay
+                )
+                in_window = sum(1 for t in self.arrivals if t >= window_start)
+            if in_window > self.size:
+                body = json.dumps(
+                    {
+                        "error": {
+                            "message": "No deployments available for selected model.",
+                            "type": "rate_limit_error",
+                            "code": "429",
+                        }
+                    }
+                ).encode()
+                conn.sendall(_response("429 Too Many Requests", body))
+            else:
+                conn.sendall(_response("200 OK", completion()))
+        elif kind == "quota":
+            error = {
+                "message": "You exceeded your current quota, please check your plan and "
+                "billing details.",
+                "type": "insufficient_quota",
+                "param": None,
+                "code": "insufficient_quota",
+            }
+            conn.sendall(_response("429 Too Many Requests", json.dumps({"error": error}).encode()))
         elif kind == "long_retry_after":
             body = json.dumps({"error": {"message": "slow down", "type": "rate_limit"}}).encode()
             conn.sendall(_response("429 Too Many Requests", body, retry_after=str(self.delay)))

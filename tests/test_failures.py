@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import re
 
@@ -19,6 +20,7 @@ from core.localserver import ServerConfig
 from core.models import Person as Extracted
 from core.options import bundled_datasets_dir
 from core.results import ErrorKind, Row, Status
+from core.signals import LimitInfo
 
 REQUEST = httpx.Request("POST", "http://127.0.0.1:1/v1/chat/completions")
 
@@ -182,3 +184,62 @@ def test_with_attempts_puts_the_count_after_what_failed() -> None:
     timeout = classify(openai.APITimeoutError(REQUEST))
     assert with_attempts(timeout, 1).message == "timed out waiting for the endpoint after 1 attempt"
     assert with_attempts(failure, 4).kind is ErrorKind.SERVER
+
+
+NOW = 1_800_000_000.0
+"""A fixed wall clock for the epoch and HTTP-date forms."""
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("6m0s", 360.0),
+        ("1.5s", 1.5),
+        ("250ms", 0.25),
+        ("7", 7.0),
+        ("0.5", 0.5),
+        (str(int(NOW) + 42), 42.0),  # an epoch timestamp: wait until then
+        (str(int(NOW) - 5), 0.0),  # ... already past: no wait
+        (str(int(NOW * 1000) + 1500), 1.5),  # epoch milliseconds
+        ("Fri, 15 Jan 2027 08:00:30 GMT", None),  # an HTTP date, checked below
+        ("-3", 0.0),
+        ("nan", None),
+        ("soon", None),
+    ],
+)
+def test_reset_forms(text: str, seconds: float | None) -> None:
+    if text.endswith("GMT"):
+        seconds = email.utils.parsedate_to_datetime(text).timestamp() - NOW
+    assert parse_duration(text, now=lambda: NOW) == (
+        pytest.approx(seconds) if seconds is not None else None
+    )
+
+
+def test_retry_after_reads_every_form_and_the_proxy_prefixed_ones() -> None:
+    now = lambda: NOW  # noqa: E731
+    assert retry_after_seconds({"retry-after": str(int(NOW) + 30)}, now) == 30.0
+    date = email.utils.formatdate(NOW + 12, usegmt=True)
+    assert retry_after_seconds({"retry-after": date}, now) == pytest.approx(12.0)
+    # LiteLLM forwards an upstream 429's wait only under llm_provider-.
+    assert retry_after_seconds({"llm_provider-retry-after": "9"}, now) == 9.0
+    assert retry_after_seconds({"llm_provider-retry-after-ms": "1500"}, now) == 1.5
+    assert retry_after_seconds({"llm_provider-x-ratelimit-reset-requests": "1m0s"}, now) == 60.0
+    assert retry_after_seconds({"llm_provider-x-ratelimit-reset-tokens": "250ms"}, now) == 0.25
+    # The proxy's own header wins over the forwarded one.
+    assert retry_after_seconds({"retry-after": "2", "llm_provider-retry-after": "9"}, now) == 2.0
+    assert retry_after_seconds({"x-ratelimit-reset-requests": "6m0s"}, now, resets=False) is None
+
+
+def test_limit_info_reads_the_proxy_prefixed_headers() -> None:
+    info = LimitInfo.from_headers(
+        {
+            "llm_provider-x-ratelimit-limit-requests": "500",
+            "llm_provider-x-ratelimit-remaining-requests": "0",
+            "llm_provider-x-ratelimit-reset-requests": "6m0s",
+            "llm_provider-x-ratelimit-limit-tokens": "30000",
+            "llm_provider-x-ratelimit-remaining-tokens": "12",
+            "llm_provider-x-ratelimit-reset-tokens": "1.5s",
+            "llm_provider-retry-after-ms": "250",
+        }
+    )
+    assert info == LimitInfo(500, 0, 360.0, 30000, 12, 1.5, 0.25)

@@ -107,12 +107,97 @@ def test_budget_reserves_in_flight_spending() -> None:
     assert budget.reserve(0.5) and budget.spent_usd == 0.3
 
 
-@pytest.mark.parametrize(("actual", "room_left"), [(100, True), (900, False)])
-async def test_client_rate_limit_corrects_from_usage(actual: int, room_left: bool) -> None:
-    limits = ClientRateLimit(tpm=60_000)  # a bucket of 1,000 tokens, refilling 1,000/s
-    await limits.acquire(100)
-    limits.correct(estimated_tokens=100, actual_tokens=actual)  # an under-estimate costs more
-    await asyncio.sleep(0)  # the correction is charged in the background
+class FakeTime:
+    """A clock that only moves when someone sleeps: acquires run in order, instantly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.mark.parametrize("rpm", [1, 20, 25, 600])
+async def test_rpm_schedule_is_exact_at_any_rate(rpm: int) -> None:
+    time = FakeTime()
+    limits = ClientRateLimit(rpm=rpm, clock=time.clock, sleep=time.sleep)
+    sent = []
+    for _ in range(3 * rpm + 1):
+        await limits.acquire(1)
+        sent.append(time.now)
+    # Evenly spaced 60/rpm apart from the first: no one-second floor (main sent --rpm 20
+    # at one a second), no burst.
+    assert sent == pytest.approx([i * 60 / rpm for i in range(3 * rpm + 1)])
+    # Any 60 s window holds at most rpm requests.
+    assert max(sum(1 for t in sent if s <= t < s + 60 - 1e-6) for s in sent) == rpm
+
+
+async def test_rpm_holds_for_requests_waiting_together() -> None:
+    time = FakeTime()
+    limits = ClientRateLimit(rpm=20, clock=time.clock, sleep=time.sleep)
+    sent: list[float] = []
+
+    async def one() -> None:
+        await limits.acquire(1)
+        sent.append(time.now)
+
+    await asyncio.gather(*(one() for _ in range(10)))  # everyone asks at t = 0
+    assert sent == pytest.approx([i * 3.0 for i in range(10)])
+
+
+class AnsweringTime(FakeTime):
+    """Fake time in which answers arrive ``latency`` after sending, each correcting the
+    limit from its usage as time passes."""
+
+    def __init__(self, limits: list[ClientRateLimit], latency: float, actual: int) -> None:
+        super().__init__()
+        self.limits = limits
+        self.latency = latency
+        self.actual = actual
+        self.pending: list[tuple[float, int]] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        for answer in [a for a in self.pending if a[0] <= self.now]:
+            self.pending.remove(answer)
+            self.limits[0].correct(answer[1], self.actual)
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("together", [False, True])
+async def test_tpm_reaches_its_budget_for_a_small_schema(together: bool) -> None:
+    # The estimate says 140 tokens a request, answers really cost 58 (main kept charging
+    # 140: ~40 % of the budget). At 6,000 tpm, answers 0.5 s after sending, the client
+    # must use at least 90 % of the budget, rows asking one by one or all at once (gather).
+    box: list[ClientRateLimit] = []
+    time = AnsweringTime(box, latency=0.5, actual=58)
+    limits = ClientRateLimit(tpm=6000, clock=time.clock, sleep=time.sleep)
+    box.append(limits)
+    rows = 300
+
+    async def one() -> None:
+        charged = await limits.acquire(140)
+        time.pending.append((time.now + time.latency, charged))
+
+    if together:
+        await asyncio.gather(*(one() for _ in range(rows)))
+    else:
+        for _ in range(rows):
+            await one()
+    used_per_minute = (rows * 58 - 100) / time.now * 60  # less the bucket's first 100
+    assert used_per_minute >= 0.9 * 6000, used_per_minute
+    assert limits.ratio == pytest.approx(58 / 140, rel=0.05)
+
+
+@pytest.mark.parametrize(("actual", "level"), [(100, 900.0), (900, 100.0), (40, 960.0)])
+async def test_client_rate_limit_corrects_from_usage_both_ways(actual: int, level: float) -> None:
+    time = FakeTime()
+    limits = ClientRateLimit(tpm=60_000, clock=time.clock, sleep=time.sleep)  # 1,000 held
+    charged = await limits.acquire(100)
+    limits.correct(charged, actual)  # an under-estimate costs more, an over-estimate less
     bucket = limits._tokens
     assert bucket is not None
-    assert bucket.has_capacity(300) is room_left
+    assert bucket.level == pytest.approx(level)
