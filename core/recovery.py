@@ -26,31 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import StoreError
+from core.store import ROW_UPDATE_FIELDS
 
 FORMAT = 1
 SUFFIX = ".recovery.jsonl"
-ROW_FIELDS = (
-    "status",
-    "data_json",
-    "error",
-    "error_kind",
-    "queued_s",
-    "started_s",
-    "finished_s",
-    "delivered_s",
-    "attempts",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    "session",
-    "guessed_json",
-    "timeline_json",
-    "request_ids_json",
-    "lenient",
-    "run_id",
-    "idx",
-)
-"""The order of a row's update parameters (``core.store.row_params``)."""
+ROW_FIELDS = ROW_UPDATE_FIELDS
 
 
 def file_name(store: Path, run_id: str) -> str:

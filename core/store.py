@@ -139,11 +139,33 @@ _ROW_COLUMNS = (
     "finished_s, delivered_s, attempts, prompt_tokens, completion_tokens, cost_usd, "
     "extra_json, guessed_json, timeline_json, request_ids_json, lenient"
 )
+ROW_UPDATE_FIELDS = (
+    "status",
+    "data_json",
+    "error",
+    "error_kind",
+    "queued_s",
+    "started_s",
+    "finished_s",
+    "delivered_s",
+    "attempts",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "session",
+    "guessed_json",
+    "timeline_json",
+    "request_ids_json",
+    "lenient",
+    "run_id",
+    "idx",
+)
+"""A finished row's update, in the order ``row_params`` gives them (the last two pick the
+row; the recovery file names its values by these)."""
 _UPDATE_ROW = (
-    "UPDATE rows SET status = ?, data_json = ?, error = ?, error_kind = ?, queued_s = ?, "
-    "started_s = ?, finished_s = ?, delivered_s = ?, attempts = ?, prompt_tokens = ?, "
-    "completion_tokens = ?, cost_usd = ?, session = ?, guessed_json = ?, timeline_json = ?, "
-    "request_ids_json = ?, lenient = ? WHERE run_id = ? AND idx = ?"
+    "UPDATE rows SET "
+    + ", ".join(f"{name} = ?" for name in ROW_UPDATE_FIELDS[:-2])
+    + " WHERE run_id = ? AND idx = ?"
 )
 _UPDATE_DELIVERED = "UPDATE rows SET delivered_s = ? WHERE run_id = ? AND idx = ?"
 

@@ -15,11 +15,10 @@ import re
 import socket
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from textual.pilot import Pilot
 
 from core.client import choose_endpoint
 from core.dataset import load_dataset, records_from_texts
@@ -31,6 +30,7 @@ from core.localserver.cli import build_parser, config_from_args
 from core.models import Person
 from core.options import bundled_datasets_dir
 from core.results import ErrorKind, Status
+from tests.tui_support import wait_for
 from tui.__main__ import main
 from tui.app import FanoutApp
 from tui.settings import DashboardSettings
@@ -205,15 +205,6 @@ async def test_rows_refused_by_the_endpoint_never_carry_the_key(
 
 
 # -- the dashboard ---------------------------------------------------------------------------
-
-
-async def wait_for(pilot: Pilot[int], condition: Callable[[], bool]) -> None:
-    for _ in range(400):  # a guard against a hang (20 s), not a timing claim
-        if condition():
-            await pilot.pause()
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def screen_text(svg: str) -> str:

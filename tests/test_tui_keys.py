@@ -3,7 +3,6 @@ now shown disabled; the failed-rows filter; what is on screen named in the heade
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from textual.binding import Binding
@@ -12,7 +11,7 @@ from textual.widgets import Input, Markdown
 
 from core.options import bundled_datasets_dir
 from core.results import Status
-from tests.tui_support import scripted_app
+from tests.tui_support import scripted_app, wait_for
 from tui.app import RESULTS_TITLE, FanoutApp
 from tui.commands import palette_commands
 from tui.screens.help import HelpScreen
@@ -26,15 +25,6 @@ from tui.widgets.runs_table import RunsTable
 from tui.widgets.stats_bar import StatsBar, StatTiles
 
 SIZE = (120, 36)
-
-
-async def wait_for(pilot: Pilot[int], condition: Callable[[], bool], timeout: float = 10) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            await pilot.pause()
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("condition not met in time")
 
 
 async def run_once(pilot: Pilot[int], app: FanoutApp) -> None:

@@ -3,15 +3,13 @@ off the screen, and the layout folds (compact bar, one view at a time) as it sho
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Label, Static
 
-from tests.tui_support import scripted_app
+from tests.tui_support import scripted_app, wait_for
 from tui.screens.detail import RowDetailScreen
 from tui.screens.export import ExportScreen
 from tui.screens.help import HelpScreen
@@ -27,15 +25,6 @@ from tui.widgets.runs_table import RunsTable
 from tui.widgets.stats_bar import StatTiles
 
 SMALL = (80, 24)
-
-
-async def wait_for(pilot: Pilot[int], condition: Callable[[], bool], timeout: float = 10) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            await pilot.pause()
-            return
-        await pilot.pause(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def shown(widget: Widget) -> bool:

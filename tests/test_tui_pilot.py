@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from core.results import Row, Status
 from core.store import Store
 from core.strategies import STRATEGIES
 from tests.fakes import ARTICLE_PEOPLE
+from tests.tui_support import wait_for
 from tui.app import FanoutApp
 from tui.screens.detail import RowDetailScreen
 from tui.screens.export import ExportScreen
@@ -51,15 +52,6 @@ def make_app(
         store=store,
     )
     return FanoutApp(settings, load_dataset(settings.dataset), Person)
-
-
-async def wait_for(pilot: Pilot[int], condition: Callable[[], bool], timeout: float = 20) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            await pilot.pause()
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not met in time")
 
 
 async def run_and_wait(pilot: Pilot[int], app: FanoutApp, runs_before: int) -> None:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from pydantic import BaseModel
+from textual.pilot import Pilot
 
 from core.client import Endpoint
 from core.dataset import Record, load_dataset
@@ -151,3 +152,13 @@ def scripted_app(
     dataset = load_dataset(settings.dataset)
     app = FanoutApp(settings, dataset, Person, engine_factory=lambda _settings: engine)
     return app, engine
+
+
+async def wait_for(pilot: Pilot[int], condition: Callable[[], bool], timeout: float = 20) -> None:
+    """Let the app run until ``condition`` holds (a guard against a hang, not a timing claim)."""
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            await pilot.pause()
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("condition not met in time")
