@@ -5,17 +5,15 @@ sent, ``--lenient`` as a visible option."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from core.client import choose_endpoint
-from core.dataset import records_from_texts
 from core.engine import ClientOptions, Engine
 from core.extract import RetryPolicy
 from core.models import Person
 from core.prepared import MIN_MAX_TOKENS
 from core.results import ErrorKind, Row, Status
+from tests.loopback import run_rows
 from tests.replay_server import Replay, replaying
 
 KEY = "sk-replay-0123456789abcdef"
@@ -25,24 +23,13 @@ MODES = ("tools", "json", "json_schema", "md_json")
 async def run_on(
     replay: Replay, mode: str = "tools", rows: int = 1, **options: object
 ) -> list[Row]:
-    endpoint = choose_endpoint(base_url=replay.base_url, env={"OPENAI_API_KEY": KEY})
     client = ClientOptions(
         mode=mode,
         timeout=5.0,
         retry=RetryPolicy(max_retries=0, base_delay=0.01, max_delay=0.01),
         **options,  # type: ignore[arg-type]
     )
-    async with (
-        Engine(endpoint, options=client) as engine,
-        engine.run(
-            records_from_texts(["My name is Ann and I am 30"] * rows),
-            Person,
-            strategy="gather",
-            concurrency=rows,
-        ) as run,
-    ):
-        await asyncio.wait_for(run.execute(), 30)
-    return run.rows
+    return await run_rows(replay.base_url, KEY, client, rows)
 
 
 async def one(shape: str, mode: str = "tools", **options: object) -> tuple[Row, Replay]:

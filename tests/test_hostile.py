@@ -3,21 +3,18 @@ with a reason that says what happened; no API key, whole or in part, is kept any
 
 from __future__ import annotations
 
-import asyncio
 import json
 import resource
 import time
 
 import pytest
 
-from core.client import choose_endpoint
-from core.dataset import records_from_texts
-from core.engine import ClientOptions, Engine
+from core.engine import ClientOptions
 from core.export import results_jsonl
 from core.extract import RetryPolicy
-from core.models import Person
 from core.results import ErrorKind, Row, Status
 from tests.hostile_server import hostile
+from tests.loopback import run_rows
 
 KEY = "sk-canary-0123456789abcdef"
 TIMEOUT = 1.0
@@ -29,24 +26,14 @@ async def run_against(
     behaviour: str, rows: int = 3, **options: float | int
 ) -> tuple[list[Row], float]:
     with hostile(behaviour, **options) as server:
-        endpoint = choose_endpoint(base_url=server.base_url, env={"OPENAI_API_KEY": KEY})
         client = ClientOptions(
             timeout=TIMEOUT,
             retry=RetryPolicy(max_retries=RETRIES, base_delay=BACKOFF, max_delay=BACKOFF),
             max_answer_bytes=2_000_000,
         )
         started = time.monotonic()
-        async with (
-            Engine(endpoint, options=client) as engine,
-            engine.run(
-                records_from_texts(["My name is Ann and I am 30"] * rows),
-                Person,
-                strategy="gather",
-                concurrency=rows,
-            ) as run,
-        ):
-            await asyncio.wait_for(run.execute(), 60)  # a guard against a hang only
-        return run.rows, time.monotonic() - started
+        found = await run_rows(server.base_url, KEY, client, rows)
+        return found, time.monotonic() - started
 
 
 @pytest.mark.parametrize("behaviour", ["drip", "broken_chunked"])

@@ -223,16 +223,21 @@ async def test_a_second_run_while_one_is_going_is_refused_and_cancel_keeps_rows(
         assert app.query_one("#run", Button).disabled is False
 
 
+async def cancel_after_two(pilot: Pilot[int], app: FanoutApp) -> None:
+    """A for loop over the seven people, cancelled once two rows are ok."""
+    await pilot.press("1", "r")
+    await wait_for(pilot, lambda: app.feed is not None and app.feed.run.ok >= 2)
+    await pilot.press("c")
+    await wait_for(pilot, lambda: not app.running)
+
+
 async def test_a_cancelled_run_shows_cancelled_apart_from_done_and_failed(tmp_path: Path) -> None:
     """Cancelled rows are neither done nor failed: the stats bar, its progress bar, the runs
     table and the store say the same numbers."""
     store = tmp_path / "runs.sqlite3"
     app = make_app(latency=0.3, store=store)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("1", "r")
-        await wait_for(pilot, lambda: app.feed is not None and app.feed.run.ok >= 2)
-        await pilot.press("c")
-        await wait_for(pilot, lambda: not app.running)
+        await cancel_after_two(pilot, app)
         await pilot.pause()
         stats = app.query_one(RunsTable).history[0][1]
         assert stats.ok >= 2 and stats.failed == 0 and stats.cancelled == 7 - stats.ok
@@ -337,10 +342,7 @@ async def test_a_cancelled_run_is_resumed_from_past_runs(tmp_path: Path) -> None
     store = tmp_path / "runs.sqlite3"
     app = make_app(latency=0.3, store=store)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("1", "r")
-        await wait_for(pilot, lambda: app.feed is not None and app.feed.run.ok >= 2)
-        await pilot.press("c")
-        await wait_for(pilot, lambda: not app.running)
+        await cancel_after_two(pilot, app)
         with Store(store, create=False) as opened:
             (info,) = opened.list_runs()
         done_before = info.ok
