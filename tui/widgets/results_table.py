@@ -177,10 +177,7 @@ class ResultsTable(ScrollView, can_focus=True):
         self._static.clear()
 
     def on_resize(self) -> None:
-        waterfall = self._waterfall
-        self._layout()
-        if waterfall != self._waterfall:
-            self._static.clear()
+        self._layout()  # new widths: the cached cells are dropped there
         self._resize()
         self.refresh()
 
