@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -249,3 +250,29 @@ def test_rows_without_phases_draw_a_plain_bar() -> None:
     row.queued_s, row.started_s, row.finished_s, row.delivered_s = 0.0, 1.0, 4.0, None
     cells = "".join(segment.text for segment in waterfall(row, Timeline(scale=5.0), 5))
     assert cells == "·████"
+
+
+async def test_left_and_right_scroll_the_fields_a_whole_column_at_a_time() -> None:
+    app = WideApp()
+    async with app.run_test(size=(80, 10)) as pilot:
+        table = app.query_one(ResultsTable)
+        table.add_results([wide_row()], span=0.1)
+        table.focus()
+        await pilot.pause()
+        seen: list[int] = [int(table.scroll_x)]
+        for _ in range(40):
+            await pilot.press("right")
+            seen.append(int(table.scroll_x))
+        assert seen[-1] == table.max_scroll_x > 0
+        # every stop before the end is where a column starts: its label opens the view
+        for x in sorted(set(seen[1:]) - {table.max_scroll_x}):
+            table.scroll_to(x=x, animate=False)
+            await pilot.pause()
+            header = table.render_line(0).text
+            start = table._left_width
+            assert header[start : start + 5] == "data.", header
+        steps = sorted(set(seen))
+        assert len(steps) > 3 and all(b - a > 1 for a, b in itertools.pairwise(steps))
+        for _ in range(40):
+            await pilot.press("left")
+        assert int(table.scroll_x) == 0

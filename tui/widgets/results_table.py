@@ -86,6 +86,8 @@ class ResultsTable(ScrollView, can_focus=True):
         Binding("home", "jump(0)", "First", show=False),
         Binding("end", "jump(-1)", "Last", show=False),
         Binding("enter", "choose", "Detail", show=False),
+        Binding("left", "column(-1)", "Column left", show=False),
+        Binding("right", "column(1)", "Column right", show=False),
     ]
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "results--header",
@@ -400,6 +402,20 @@ class ResultsTable(ScrollView, can_focus=True):
 
     def action_jump(self, where: int) -> None:
         self.cursor_row = where if where >= 0 else len(self.rows) - 1
+
+    def action_column(self, step: int) -> None:
+        """Scroll the fields sideways by one whole column, so a press always shows the
+        next field from its first character (not one cell at a time)."""
+        starts, offset = [], 0
+        for column in self._middle:
+            starts.append(offset)
+            offset += column.width + len(GAP)
+        x = int(self.scroll_x)
+        if step > 0:
+            target = next((s for s in starts if s > x), self.max_scroll_x)
+        else:
+            target = next((s for s in reversed(starts) if s < x), 0)
+        self.scroll_to(x=min(target, self.max_scroll_x), animate=False)
 
     def action_choose(self) -> None:
         if self.rows:
