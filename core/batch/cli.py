@@ -1,0 +1,173 @@
+"""The Batch API on the command line: ``--via batch`` and its options, for run and resume."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from core.batch.job import BatchJob, BatchSettings
+from core.batch.requests import MAX_BYTES, MAX_REQUESTS
+from core.batch.run import BatchRun, batch_run
+from core.dataset import Record
+from core.runner import Run
+from core.store import RunMeta
+
+if TYPE_CHECKING:
+    from core.engine import Engine
+    from core.recorder import RunRecorder
+
+VIAS = ("online", "batch")
+QUIET = frozenset({"preparing", "uploaded"})
+"""Statuses too short-lived to print."""
+
+
+def _positive(kind: Callable[[str], float | int], what: str) -> Callable[[str], float | int]:
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+def add_batch_options(parser: argparse.ArgumentParser, *, resume: bool = False) -> None:
+    group = parser.add_argument_group(
+        "Batch API",
+        "--via batch sends the rows through the Batch API (half the price, a separate "
+        "quota, results within 24 h); the run can be closed and resumed while it waits.",
+    )
+    group.add_argument(
+        "--via",
+        choices=VIAS,
+        default=None if resume else "online",
+        help="online requests, or the Batch API (default: "
+        + ("the run's own)" if resume else "online)"),
+    )
+    group.add_argument(
+        "--finish-online",
+        action="store_true",
+        default=None if resume else False,
+        help="rows a batch failed, or whose answer did not validate, are sent again online "
+        "with the usual retries",
+    )
+    group.add_argument(
+        "--batch-max-requests",
+        type=_positive(int, "a whole number above 0"),
+        default=MAX_REQUESTS,
+        metavar="N",
+        help=f"requests per batch file (default: {MAX_REQUESTS:,}, OpenAI's limit)",
+    )
+    group.add_argument(
+        "--batch-max-mb",
+        type=_positive(float, "a number of MB above 0"),
+        default=MAX_BYTES / 1024 / 1024,
+        metavar="MB",
+        help=f"size of one batch file (default: {MAX_BYTES // 1024 // 1024}, OpenAI's limit)",
+    )
+    group.add_argument(
+        "--batch-poll",
+        type=_positive(float, "a number of seconds above 0"),
+        default=60.0,
+        metavar="SECONDS",
+        help="longest wait between two status checks of a batch (default: 60; the first "
+        "checks come sooner)",
+    )
+
+
+def batch_settings(args: argparse.Namespace) -> BatchSettings:
+    poll = float(args.batch_poll)
+    return BatchSettings(
+        finish_online=bool(args.finish_online),
+        max_requests=int(args.batch_max_requests),
+        max_bytes=int(args.batch_max_mb * 1024 * 1024),
+        poll_min=min(2.0, poll),
+        poll_max=poll,
+    )
+
+
+def with_via(meta: RunMeta, args: argparse.Namespace) -> RunMeta:
+    """The run's record says how it was sent, so resume and ``fanout runs`` know."""
+    if args.via != "batch":
+        return meta
+    options = {**meta.options, "via": "batch", "finish_online": bool(args.finish_online)}
+    return dataclasses.replace(meta, options=options, strategy="as_completed")
+
+
+def open_run(
+    engine: Engine,
+    records: Iterable[Record],
+    schema: type[BaseModel],
+    args: argparse.Namespace,
+    *,
+    store_path: Path | None,
+    quiet: bool,
+) -> AbstractAsyncContextManager[Run]:
+    rows = list(records)
+    if args.via != "batch":
+        return engine.run(
+            rows,
+            schema,
+            strategy=args.strategy,
+            concurrency=args.concurrency,
+            max_error_rate=args.max_error_rate,
+        )
+    return batch_run(
+        engine,
+        rows,
+        schema,
+        settings=batch_settings(args),
+        concurrency=args.concurrency,
+        store_path=store_path,
+        max_error_rate=args.max_error_rate,
+        on_change=None if quiet else StatusLines(),
+    )
+
+
+def bind(run: Run, recorder: RunRecorder | None, unanswered: Iterable[int] = ()) -> None:
+    """Give a batch run its stored id (and, on resume, the rows still waiting on a batch)."""
+    if isinstance(run, BatchRun) and recorder is not None:
+        run.job.bind(recorder.run_id, recorder.session, unanswered)
+
+
+def report(run: Run) -> None:
+    """After a batch run: its batches' warnings and where each ended."""
+    if not isinstance(run, BatchRun):
+        return
+    for message in run.job.warnings:
+        print(f"fanout: warning: {message}", file=sys.stderr)
+    for view in run.job.views():
+        print(
+            f"fanout: batch {view.batch_id or '(not created)'}: {view.status}, "
+            f"{view.completed} answered, {view.failed} failed of {view.rows} rows",
+            file=sys.stderr,
+        )
+
+
+class StatusLines:
+    """One stderr line each time a batch changes status."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, str] = {}
+
+    def __call__(self, job: BatchJob) -> None:
+        for view in job.views():
+            if self._seen.get(view.part) == view.status or view.status in QUIET:
+                continue
+            self._seen[view.part] = view.status
+            where = view.batch_id or "file"
+            print(
+                f"fanout: batch {view.part} ({where}): {view.status}, "
+                f"{view.completed + view.failed}/{view.total or view.rows} answered",
+                file=sys.stderr,
+            )

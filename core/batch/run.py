@@ -1,0 +1,121 @@
+"""A batch run: the rows of a ``Run`` answered through the Batch API (``--via batch``).
+
+``BatchRun`` is a ``Run`` whose extract is ``BatchJob.extract`` under
+``as_completed`` (every row waits on its line at once; none is "in flight" on the
+wire), so the run store, the recorder, the exports, the stats and the dashboard treat
+it as any other run: each row is recorded the moment its batch is read. While the run
+goes, ``BatchJob.drive`` submits and polls the batches. A stopped run (Ctrl-C, the
+dashboard's cancel, ``--max-error-rate``) cancels its live batches, unless the job was
+detached (SIGHUP, SIGTERM: the batches keep going and ``fanout resume`` collects them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from core.batch.job import BatchJob, BatchSettings
+from core.batch.ledger import Ledger
+from core.client import build_openai, close_client, prime_client
+from core.dataset import Record
+from core.runner import Run
+from core.stats import RunStats
+
+if TYPE_CHECKING:
+    from core.engine import Engine
+
+CANCEL_PATIENCE_S = 30.0
+"""How long a stopped run waits for its batches' cancel calls."""
+
+
+class BatchRun(Run):
+    via = "batch"
+
+    def __init__(
+        self,
+        records: Sequence[Record],
+        job: BatchJob,
+        *,
+        max_error_rate: float | None = None,
+        secrets: Sequence[str] = (),
+        keep_values: bool = False,
+    ) -> None:
+        super().__init__(
+            records,
+            job.extract,
+            strategy="as_completed",
+            concurrency=max(1, len(records)),
+            max_error_rate=max_error_rate,
+            secrets=secrets,
+            keep_values=keep_values,
+            wire=job.online.wire,
+        )
+        self.job = job
+
+    def detach(self) -> None:
+        """Stop without cancelling the batches: they go on, and a resume collects them."""
+        self.job.detached = True
+
+    async def execute(self) -> RunStats:
+        drive = asyncio.create_task(self.job.drive(), name="fanout-batch-job")
+        try:
+            return await super().execute()
+        finally:
+            drive.cancel()
+            if self.stopping and not self.job.detached:
+                try:
+                    await asyncio.wait_for(self.job.cancel_remote(), CANCEL_PATIENCE_S)
+                except (Exception, asyncio.CancelledError):
+                    pass  # the batches stay listed with their last status; resume sees them
+            await asyncio.gather(drive, return_exceptions=True)
+
+
+@asynccontextmanager
+async def batch_run(
+    engine: Engine,
+    records: Sequence[Record],
+    schema: type[BaseModel],
+    *,
+    settings: BatchSettings,
+    concurrency: int,
+    store_path: Path | None,
+    max_error_rate: float | None = None,
+    keep_values: bool = False,
+    on_change: Callable[[BatchJob], None] | None = None,
+) -> AsyncIterator[BatchRun]:
+    """A BatchRun on the engine's endpoint; its ledger is the store's ``batches`` table."""
+    online = engine.extractor(schema, max(1, min(concurrency, len(records) or 1)))
+    price = engine.price()
+    api = build_openai(
+        engine.endpoint, connections=2, timeout=max(120.0, engine.options.timeout)
+    )
+    ledger = Ledger(store_path)
+    try:
+        await prime_client(online.client)
+        job = BatchJob(
+            api,
+            online,
+            records,
+            settings,
+            ledger,
+            price=price.for_batch() if price is not None else None,
+            secrets=engine.endpoint.secrets,
+            concurrency=concurrency,
+            on_change=on_change,
+        )
+        yield BatchRun(
+            records,
+            job,
+            max_error_rate=max_error_rate,
+            secrets=engine.endpoint.secrets,
+            keep_values=keep_values,
+        )
+    finally:
+        ledger.close()
+        await close_client(online.client)
+        await api.close()
