@@ -5,19 +5,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from core.batch.job import BatchJob, BatchSettings
+from core.batch.ledger import batch_parts, summary
 from core.batch.requests import MAX_BYTES, MAX_REQUESTS
 from core.batch.run import BatchRun, batch_run
 from core.dataset import Record
 from core.runner import Run
-from core.store import RunMeta
+from core.store import RunInfo, RunMeta
 
 if TYPE_CHECKING:
     from core.engine import Engine
@@ -171,3 +172,29 @@ class StatusLines:
                 f"{view.completed + view.failed}/{view.total or view.rows} answered",
                 file=sys.stderr,
             )
+
+
+def resume_note(run: Run) -> str:
+    """On resume: how many rows wait on batches already submitted (not sent again)."""
+    if not isinstance(run, BatchRun):
+        return ""
+    waiting = sum(len(rows) for rows in run.job.attached.values())
+    return f"; {waiting} of them wait on batches already submitted" if waiting else ""
+
+
+def runs_cells(path: Path, runs: Sequence[RunInfo]) -> dict[str, dict[str, Any]]:
+    """For ``fanout runs``: each batch run's batches (JSON) and their one-line summary."""
+    ids = [info.id for info in runs if info.options.get("via") == "batch"]
+    if not ids:
+        return {}
+    parts = batch_parts(path, ids)
+    cells: dict[str, dict[str, Any]] = {}
+    for run_id in ids:
+        mine = parts.get(run_id, [])
+        line = summary(mine)
+        cells[run_id] = {
+            "via": "batch",
+            "batches": [part.to_dict() for part in mine],
+            "batches_line": f"; {line}" if line else "",
+        }
+    return cells

@@ -103,7 +103,8 @@ class BatchJob:
         self.run_id = "unstored"
         self.session = 0
         self.parts: dict[int, Part] = {}
-        self._attach: dict[int, list[int]] = {}
+        self.attached: dict[int, list[int]] = {}
+        """Rows (by part) that wait on a part submitted before this job: not sent again."""
         self._new: list[int] = list(self.records)
         self._owner: dict[int, int] = {}
         """Each row's part in this job: only its own part's line settles it."""
@@ -129,12 +130,12 @@ class BatchJob:
             self.parts[part.part] = part
             for row in part.rows:
                 holder[row] = part
-        self._attach, self._new = {}, []
+        self.attached, self._new = {}, []
         for index in self.records:
             part = holder.get(index)
             reached = part is not None and part.input_file_id is not None
             if part is not None and reached and index in waiting and part.status != "not_submitted":
-                self._attach.setdefault(part.part, []).append(index)
+                self.attached.setdefault(part.part, []).append(index)
                 self._owner[index] = part.part
             else:
                 self._new.append(index)
@@ -199,7 +200,7 @@ class BatchJob:
     async def drive(self) -> None:
         """Submit, poll and collect until every row of the job has its outcome."""
         try:
-            for number, rows in self._attach.items():
+            for number, rows in self.attached.items():
                 await self._reattach(self.parts[number], rows)
             await self._submit_new()
             await self._poll()
