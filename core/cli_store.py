@@ -446,9 +446,7 @@ async def _resume(
     async with Engine(choice, server=server_config_from_args(args), options=options) as engine:
         for message in await engine.preflight(schema):
             warn(message)
-        opened = open_run(
-            engine, records, schema, args, store_path=store.path, quiet=args.quiet
-        )
+        opened = open_run(engine, records, schema, args, store_path=store.path, quiet=args.quiet)
         async with opened as run:
             recorder = RunRecorder(
                 store.path,

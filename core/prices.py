@@ -2,8 +2,9 @@
 
 The bundled ``prices.toml`` lists USD per million input and output tokens
 for common models, and optionally the Batch API's (``batch_input``,
-``batch_output``; half the online price when not given); a user file (``--prices PATH``, or ``prices.toml`` in
-fanout's config folder) adds or overrides entries. Unknown models cost 0
+``batch_output``; half the online price when not given); a user file
+(``--prices PATH``, or ``prices.toml`` in fanout's config folder) adds or
+overrides entries. Unknown models cost 0
 and say so; the local simulator always costs 0.
 """
 

@@ -43,7 +43,7 @@ FAKE_KEY = "sk-test-batch-SECRET-5d1c"
 FAST = 86400 / 3.0
 """A time scale at which the 24 h window lasts 3 s."""
 
-TICKETS = '''
+TICKETS = """
 from datetime import date
 from typing import Literal
 from pydantic import BaseModel
@@ -58,7 +58,7 @@ class Ticket(BaseModel):
     customer: str | None = None
     due: date | None = None
     lines: list[Line] = []
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,8 @@ def people(path: Path, n: int) -> Path:
         writer = csv.writer(handle)
         writer.writerow(["id", "text"])
         for i in range(n):
-            writer.writerow([f"p{i}", f"My name is Ann Number{i} and I am {18 + i % 70} years old."])
+            text = f"My name is Ann Number{i} and I am {18 + i % 70} years old."
+            writer.writerow([f"p{i}", text])
     return path
 
 
@@ -119,8 +120,8 @@ def test_simulator_files_and_batches_through_the_sdk(server: LocalServer) -> Non
         lines = (await client.files.content(batch.output_file_id)).text.splitlines()
         answers = [json.loads(line) for line in lines]
         assert sorted(a["custom_id"] for a in answers) == [custom_id(i) for i in range(3)]
-        body = answers[0]["response"]["body"]
-        arguments = json.loads(body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"])
+        message = answers[0]["response"]["body"]["choices"][0]["message"]
+        arguments = json.loads(message["tool_calls"][0]["function"]["arguments"])
         assert arguments == {"name": "Zoe Lin", "age": 33}
         listed = await client.batches.list(limit=100)
         assert batch.id in [b.id for b in listed.data]
@@ -351,7 +352,7 @@ def test_cancelling_a_batch_run_cancels_its_batches(tmp_path: Path, slow: LocalS
                 engine, records, Person, settings=settings, concurrency=4, store_path=None
             ) as run:
                 task = asyncio.create_task(run.execute())
-                while not [p for p in run.job.parts.values() if p.status == "in_progress"]:
+                while not [p for p in run.job.parts.values() if p.status == "in_progress"]:  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
                 run.stop("cancelled (test)")
                 stats = await task
@@ -459,6 +460,7 @@ def test_resume_adopts_a_batch_whose_id_was_never_recorded(
         return f1.id, f2.id
 
     f1, f2 = asyncio.run(setup())
+
     async def endpoint() -> Any:
         async with Engine(choose_endpoint(slow.base_url, "fanout-sim")) as engine:
             return engine.endpoint

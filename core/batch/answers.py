@@ -57,7 +57,9 @@ def parse_line(
     if status != 200:
         code, said = _error_of(body.get("error") if isinstance(body, dict) else error)
         text = f"HTTP {status} in the batch: {said}"
-        return LineFailure(Failure(_kind_of(status), redact(text, secrets), None, status), 0, 0, 0.0, ids)
+        return LineFailure(
+            Failure(_kind_of(status), redact(text, secrets), None, status), 0, 0, 0.0, ids
+        )
     try:
         completion = read_completion(json.dumps(body).encode())
     except BadResponseWithUsage as exc:
@@ -65,7 +67,9 @@ def parse_line(
         failure = Failure(ErrorKind.BAD_RESPONSE, redact(str(exc), secrets))
         return LineFailure(failure, exc.prompt_tokens, exc.completion_tokens, cost, ids)
     except BadResponse as exc:
-        return LineFailure(Failure(ErrorKind.BAD_RESPONSE, redact(str(exc), secrets)), 0, 0, 0.0, ids)
+        return LineFailure(
+            Failure(ErrorKind.BAD_RESPONSE, redact(str(exc), secrets)), 0, 0, 0.0, ids
+        )
     usage = completion.usage
     p = int(usage.prompt_tokens or 0) if usage else 0
     c = int(usage.completion_tokens or 0) if usage else 0

@@ -25,8 +25,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import openai
@@ -40,7 +42,6 @@ from core.failures import Failure, classify
 from core.prices import Price
 from core.results import ErrorKind, Phases
 
-WINDOW = "24h"
 LIVE = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 API_RETRIES = 5
 """Tries of one files/batches call that failed for a transient cause (5xx, 429, network)."""
@@ -126,15 +127,19 @@ class BatchJob:
         self.run_id, self.session = run_id, session
         waiting = set(unanswered)
         holder: dict[int, Part] = {}
-        for part in self.ledger.parts(run_id):
-            self.parts[part.part] = part
-            for row in part.rows:
-                holder[row] = part
+        for stored in self.ledger.parts(run_id):
+            self.parts[stored.part] = stored
+            for row in stored.rows:
+                holder[row] = stored
         self.attached, self._new = {}, []
         for index in self.records:
             part = holder.get(index)
-            reached = part is not None and part.input_file_id is not None
-            if part is not None and reached and index in waiting and part.status != "not_submitted":
+            if (
+                part is not None
+                and part.input_file_id is not None
+                and part.status != "not_submitted"
+                and index in waiting
+            ):
                 self.attached.setdefault(part.part, []).append(index)
                 self._owner[index] = part.part
             else:
@@ -236,8 +241,10 @@ class BatchJob:
             name = f"fanout-{self.run_id}-part{number}.jsonl"
             try:
                 uploaded = await self._call(
-                    lambda data=item.data, name=name: self.api.files.create(
-                        file=(name, data, "application/jsonl"), purpose="batch"
+                    partial(
+                        self.api.files.create,
+                        file=(name, item.data, "application/jsonl"),
+                        purpose="batch",
                     )
                 )
             except Exception as exc:
@@ -255,10 +262,11 @@ class BatchJob:
         metadata = {"fanout_run": self.run_id, "fanout_part": str(part.part)}
         try:
             batch = await self._call(
-                lambda: self.api.batches.create(
-                    input_file_id=part.input_file_id or "",
+                partial(
+                    self.api.batches.create,
+                    input_file_id=part.input_file_id,
                     endpoint="/v1/chat/completions",
-                    completion_window=WINDOW,
+                    completion_window="24h",
                     metadata=metadata,
                 )
             )
@@ -276,7 +284,7 @@ class BatchJob:
             self._update(part, found)
             return
         if part.terminal or part.collected:
-            batch = await self._call(lambda: self.api.batches.retrieve(part.batch_id or ""))
+            batch = await self._call(partial(self.api.batches.retrieve, part.batch_id))
             await self._collect(self._update(part, batch), batch)
 
     async def _find_batch(self, input_file_id: str | None) -> Any | None:
@@ -286,7 +294,7 @@ class BatchJob:
             kwargs: dict[str, Any] = {"limit": 100}
             if after:
                 kwargs["after"] = after
-            page = await self._call(lambda kwargs=kwargs: self.api.batches.list(**kwargs))
+            page = await self._call(partial(self.api.batches.list, **kwargs))
             for batch in page.data:
                 if batch.input_file_id == input_file_id:
                     return batch
@@ -309,9 +317,9 @@ class BatchJob:
             changed = False
             for part in live:
                 try:
-                    batch = await self._call(lambda part=part: self.api.batches.retrieve(
-                        part.batch_id or ""
-                    ))
+                    batch = await self._call(
+                        partial(self.api.batches.retrieve, part.batch_id or "")
+                    )
                 except Exception as exc:
                     self._warn(f"batch {part.batch_id}: cannot read its status ({exc}); polling on")
                     continue
@@ -328,7 +336,7 @@ class BatchJob:
         for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
                 continue
-            content = await self._call(lambda file_id=file_id: self.api.files.content(file_id))
+            content = await self._call(partial(self.api.files.content, file_id))
             for raw in content.content.splitlines():
                 try:
                     line = json.loads(raw)
@@ -370,9 +378,7 @@ class BatchJob:
         for part in list(self.parts.values()):
             if part.batch_id and part.status in LIVE - {"cancelling"}:
                 try:
-                    batch = await self._call(lambda part=part: self.api.batches.cancel(
-                        part.batch_id or ""
-                    ))
+                    batch = await self._call(partial(self.api.batches.cancel, part.batch_id))
                 except Exception as exc:
                     self._warn(f"batch {part.batch_id}: cannot cancel it ({exc})")
                     continue
@@ -416,16 +422,14 @@ class BatchJob:
     def _remember(self, part: Part) -> None:
         self.parts[part.part] = part
         if self.on_change is not None:
-            try:
+            with suppress(Exception):  # a display's bug must not stop the job
                 self.on_change(self)
-            except Exception:  # a display's bug must not stop the job
-                pass
 
     def _warn(self, message: str) -> None:
         if message not in self.warnings:
             self.warnings.append(message)
 
-    async def _call(self, make: Callable[[], Any]) -> Any:
+    async def _call(self, make: Callable[[], Awaitable[Any]]) -> Any:
         """One files/batches call, tried again on transient failures (5xx, 429, network)."""
         delay = 1.0
         for attempt in range(API_RETRIES):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,10 +68,9 @@ class BatchRun(Run):
         finally:
             drive.cancel()
             if self.stopping and not self.job.detached:
-                try:
+                # On failure the batches stay listed with their last status; resume sees them.
+                with suppress(Exception, asyncio.CancelledError):
                     await asyncio.wait_for(self.job.cancel_remote(), CANCEL_PATIENCE_S)
-                except (Exception, asyncio.CancelledError):
-                    pass  # the batches stay listed with their last status; resume sees them
             await asyncio.gather(drive, return_exceptions=True)
 
 
@@ -91,9 +90,7 @@ async def batch_run(
     """A BatchRun on the engine's endpoint; its ledger is the store's ``batches`` table."""
     online = engine.extractor(schema, max(1, min(concurrency, len(records) or 1)))
     price = engine.price()
-    api = build_openai(
-        engine.endpoint, connections=2, timeout=max(120.0, engine.options.timeout)
-    )
+    api = build_openai(engine.endpoint, connections=2, timeout=max(120.0, engine.options.timeout))
     ledger = Ledger(store_path)
     try:
         await prime_client(online.client)

@@ -234,9 +234,7 @@ class BatchService:
         return {
             "answered": dict(self.answered),
             "twice": sorted(cid for cid, n in self.answered.items() if n > 1),
-            "batches": [
-                {**b.card(self.scale), "lines": b.total} for b in self.batches.values()
-            ],
+            "batches": [{**b.card(self.scale), "lines": b.total} for b in self.batches.values()],
             "files": len(self.files),
         }
 
@@ -271,8 +269,9 @@ class BatchService:
         file = self._file(str(request.get("input_file_id")))
         endpoint = request.get("endpoint")
         if endpoint not in ENDPOINTS:
-            raise _HttpError(400, f"Invalid 'endpoint': {endpoint!r}; the simulator serves "
-                             "/v1/chat/completions.")
+            raise _HttpError(
+                400, f"Invalid 'endpoint': {endpoint!r}; the simulator serves /v1/chat/completions."
+            )
         if request.get("completion_window") != "24h":
             raise _HttpError(400, "Invalid 'completion_window': only '24h' is supported.")
         if file.purpose != "batch":
@@ -294,7 +293,7 @@ class BatchService:
 
     def _list(self, query: dict[str, list[str]]) -> dict[str, Any]:
         limit = int((query.get("limit") or ["20"])[0])
-        after = (query.get("after") or [None])[0]
+        after = query["after"][0] if query.get("after") else None
         newest = list(reversed(self.batches.values()))
         if after is not None:
             ids = [b.id for b in newest]
@@ -474,8 +473,11 @@ def _validate(data: bytes) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
             error(number, "duplicate_custom_id", "The custom_id for this request is a duplicate.")
             continue
         if line.get("method") != "POST" or line.get("url") not in ENDPOINTS:
-            error(number, "invalid_url", "The URL provided for this request does not match "
-                  "the batch endpoint.")
+            error(
+                number,
+                "invalid_url",
+                "The URL provided for this request does not match the batch endpoint.",
+            )
             continue
         if not isinstance(line.get("body"), dict):
             error(number, "missing_required_parameter", "Missing required parameter: body.")
