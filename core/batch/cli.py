@@ -101,7 +101,11 @@ def with_via(meta: RunMeta, args: argparse.Namespace) -> RunMeta:
     """The run's record says how it was sent, so resume and ``fanout runs`` know."""
     if args.via != "batch":
         return meta
-    options = {**meta.options, "via": "batch", "finish_online": bool(args.finish_online)}
+    return batch_meta(meta, finish_online=bool(args.finish_online))
+
+
+def batch_meta(meta: RunMeta, *, finish_online: bool) -> RunMeta:
+    options = {**meta.options, "via": "batch", "finish_online": finish_online}
     return dataclasses.replace(meta, options=options, strategy="as_completed")
 
 

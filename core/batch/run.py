@@ -56,6 +56,8 @@ class BatchRun(Run):
             wire=job.online.wire,
         )
         self.job = job
+        self.strategy = "batch"
+        """What the stats, the summary line and the runs table call it."""
 
     def detach(self) -> None:
         """Stop without cancelling the batches: they go on, and a resume collects them."""

@@ -1,0 +1,73 @@
+"""The dashboard's Batch API mode (key b): a real run against the simulator's batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.batch.job import BatchSettings
+from core.client import choose_endpoint
+from core.dataset import load_dataset
+from core.localserver import ServerConfig
+from core.models import Person
+from core.options import bundled_datasets_dir
+from core.results import Status
+from core.store import Store
+from tests.tui_support import wait_for
+from tui.app import FanoutApp
+from tui.settings import DashboardSettings
+from tui.widgets.batch_panel import BatchPanel
+from tui.widgets.controls import StrategyPicker
+from tui.widgets.results_table import ResultsTable
+from tui.widgets.runs_table import RunsTable
+
+
+def make_app(store: Path) -> FanoutApp:
+    settings = DashboardSettings(
+        dataset=bundled_datasets_dir() / "people.csv",
+        strategy="gather",
+        concurrency=2,
+        endpoint=choose_endpoint(local=True),
+        server=ServerConfig(latency=0.05, jitter=0.0, batch_time_scale=3600, batch_duration=3600),
+        store=store,
+    )
+    app = FanoutApp(settings, load_dataset(settings.dataset), Person)
+    app.batch_settings = BatchSettings(poll_min=0.1, poll_max=0.2)
+    return app
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36), (160, 48)])
+async def test_a_batch_run_beside_an_online_one(size: tuple[int, int], tmp_path: Path) -> None:
+    store = tmp_path / "runs.sqlite3"
+    app = make_app(store)
+    async with app.run_test(size=size) as pilot:
+        panel = app.query_one(BatchPanel)
+        assert not panel.display
+        await pilot.press("r")  # online, gather
+        await wait_for(pilot, lambda: len(app.query_one(RunsTable).history) == 1)
+        await wait_for(pilot, lambda: not app.running)
+        await pilot.press("b")
+        assert app.via == "batch"
+        assert "batch" in str(app.query_one(StrategyPicker).border_title)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.running)
+        await wait_for(pilot, lambda: panel.display and "in_progress" in str(panel.render()))
+        await wait_for(pilot, lambda: len(app.query_one(RunsTable).history) == 2)
+        await wait_for(pilot, lambda: not app.running)
+        shown = str(panel.render())
+        assert "completed" in shown and "7/7 answered" in shown
+        runs = app.query_one(RunsTable)
+        (_, online), (_, batch) = runs.history
+        assert (online.strategy, batch.strategy) == ("gather", "batch")
+        assert (online.ok, batch.ok) == (7, 7)
+        assert [str(c) for c in runs.get_row_at(1)][1:3] == ["batch", "—"]
+        assert app.query_one(ResultsTable).row_count == 7
+        await pilot.press("b")
+        assert app.via == "online"
+    with Store(store, create=False) as opened:
+        latest, first = opened.list_runs()
+        assert latest.options.get("via") == "batch" and first.options.get("via") is None
+        rows = {r.index: r.data for r in opened.load_rows(latest.id)}
+        assert all(r.status is Status.OK for r in opened.load_rows(latest.id))
+        assert rows == {r.index: r.data for r in opened.load_rows(first.id)}
