@@ -143,6 +143,8 @@ async def _run(
         for message in await engine.preflight(schema):
             warn(message)
         store_path = store.path if store is not None else None
+        if args.via == "batch" and store is None:
+            warn("--no-store: this batch run cannot be resumed if fanout stops before it ends")
         opened = open_run(
             engine, dataset.records, schema, args, store_path=store_path, quiet=args.quiet
         )
