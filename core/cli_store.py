@@ -26,7 +26,15 @@ from pydantic import BaseModel, create_model
 from rich.console import Console
 from rich.table import Table
 
-from core.batch.cli import add_batch_options, bind, open_run, report, resume_note, runs_cells
+from core.batch.cli import (
+    add_batch_options,
+    bind,
+    open_run,
+    report,
+    resume_note,
+    runs_cells,
+    waiting_rows,
+)
 from core.cli import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -456,8 +464,7 @@ async def _resume(
                 finalize=lambda stats: combined_stats(stored_rows, run, stats, info.stats),
             )
             await recorder.start()
-            waiting = {row.index for row in stored_rows if not row.status.is_final}
-            bind(run, recorder, waiting)
+            bind(run, recorder, waiting_rows(stored_rows))
             print(
                 f"fanout: resuming run {info.id}: sending {len(records)} of {info.records} rows "
                 f"(store: {store.path})" + resume_note(run),

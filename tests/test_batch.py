@@ -422,6 +422,81 @@ def test_kill_9_while_polling_then_resume_submits_no_row_twice(
     assert entry["via"] == "batch" and [b["status"] for b in entry["batches"]] == ["completed"] * 3
 
 
+def _start_batch_run(tmp_path: Path, slow: LocalServer, n: int) -> subprocess.Popen[bytes]:
+    dataset = people(tmp_path / "p.csv", n)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("FANOUT_STORE", None)
+    command = [sys.executable, "-m", "tui", "run", str(dataset), "--via", "batch", "--quiet"]
+    command += ["--batch-poll", "0.1", "--store", str(tmp_path / "runs.sqlite3")]
+    command += ["--base-url", slow.base_url, "--out", str(tmp_path / "first.csv")]
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def _wait_answered(slow: LocalServer, child: subprocess.Popen[bytes], count: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.05)
+        if len(batch_log(slow)["answered"]) >= count:
+            return
+    raise AssertionError(f"the batch did not get to {count} rows (exit {child.poll()})")
+
+
+def test_ctrl_c_cancels_the_batches_and_resume_sends_only_what_they_never_answered(
+    tmp_path: Path, slow: LocalServer
+) -> None:
+    child = _start_batch_run(tmp_path, slow, 100)
+    try:
+        _wait_answered(slow, child, 20)
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=30) == 130
+    finally:
+        if child.poll() is None:
+            child.kill()
+    deadline = time.monotonic() + 10
+    while batch_log(slow)["batches"][0]["status"] != "cancelled":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    answered = set(batch_log(slow)["answered"])
+    assert 20 <= len(answered) < 100
+    first = read_csv(tmp_path / "first.csv")
+    assert {r["status"] for r in first} == {"cancelled"}  # stopped before the batch ended
+
+    out = tmp_path / "resumed.csv"
+    code = run_cli("resume", "last", "--store", str(tmp_path / "runs.sqlite3"), "--quiet",
+                   "--batch-poll", "0.1", "--out", str(out))  # fmt: skip
+    assert code == 0
+    assert [r["status"] for r in read_csv(out)] == ["ok"] * 100
+    log = batch_log(slow)
+    assert log["twice"] == [] and len(log["answered"]) == 100
+    (cancelled, again) = log["batches"]
+    assert cancelled["status"] == "cancelled" and again["status"] == "completed"
+    assert again["lines"] == 100 - len(answered)  # only the rows the cancelled batch never ran
+
+
+def test_a_closed_terminal_leaves_the_batches_running_for_resume(
+    tmp_path: Path, slow: LocalServer
+) -> None:
+    child = _start_batch_run(tmp_path, slow, 60)
+    try:
+        _wait_answered(slow, child, 3)
+        child.send_signal(signal.SIGHUP)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    (batch,) = batch_log(slow)["batches"]
+    assert batch["status"] in ("in_progress", "finalizing", "completed")  # not cancelled
+    out = tmp_path / "resumed.csv"
+    code = run_cli("resume", "last", "--store", str(tmp_path / "runs.sqlite3"), "--quiet",
+                   "--batch-poll", "0.1", "--out", str(out))  # fmt: skip
+    assert code == 0
+    assert [r["status"] for r in read_csv(out)] == ["ok"] * 60
+    log = batch_log(slow)
+    assert len(log["batches"]) == 1 and log["twice"] == [] and len(log["answered"]) == 60
+
+
 def _batches_in_progress(db: Path) -> int:
     try:
         conn = sqlite3.connect(db, timeout=1)

@@ -25,7 +25,7 @@ from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.widgets import Button, Footer, RadioSet
 
-from core.batch.cli import batch_meta, bind
+from core.batch.cli import batch_meta, bind, waiting_rows
 from core.batch.job import BatchSettings
 from core.batch.run import BatchRun, batch_run
 from core.cli_store import export_schema
@@ -726,7 +726,7 @@ class FanoutApp(App[int]):
                 resume=info.id,
                 dataset_name=info.dataset_name,
                 via=str(info.options.get("via") or "online"),
-                waiting={row.index for row in stored if not row.status.is_final},
+                waiting=waiting_rows(stored),
             )
             merged = merge_rows(stored, run)
             self.shown = Shown(merged, schema, info.strategy, info.dataset_name, info.id)

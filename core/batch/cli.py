@@ -17,6 +17,7 @@ from core.batch.ledger import batch_parts, summary
 from core.batch.requests import MAX_BYTES, MAX_REQUESTS
 from core.batch.run import BatchRun, batch_run
 from core.dataset import Record
+from core.results import Row, Status
 from core.runner import Run
 from core.store import RunInfo, RunMeta
 
@@ -202,3 +203,9 @@ def runs_cells(path: Path, runs: Sequence[RunInfo]) -> dict[str, dict[str, Any]]
             "batches_line": f"; {line}" if line else "",
         }
     return cells
+
+
+def waiting_rows(stored: Iterable[Row]) -> set[int]:
+    """Stored rows a resumed batch run may find in a batch already submitted: those without
+    a result, and those cancelled when the run stopped (their batch may have gone on)."""
+    return {row.index for row in stored if row.status not in (Status.OK, Status.FAILED)}

@@ -107,6 +107,8 @@ class BatchJob:
         self.attached: dict[int, list[int]] = {}
         """Rows (by part) that wait on a part submitted before this job: not sent again."""
         self._new: list[int] = list(self.records)
+        self._earlier: set[int] = set()
+        """Rows waiting on a batch an earlier session submitted."""
         self._owner: dict[int, int] = {}
         """Each row's part in this job: only its own part's line settles it."""
         self._progress: dict[int, tuple[float, int]] = {}
@@ -121,7 +123,9 @@ class BatchJob:
 
     def bind(self, run_id: str | None, session: int = 0, unanswered: Iterable[int] = ()) -> None:
         """Take the run's id and its parts so far; ``unanswered`` are the rows stored without
-        a result (pending or running): those already in a submitted part wait on it."""
+        a result (pending, running, or cancelled when the run stopped): those already in a
+        submitted part wait on it. If that batch was cancelled and has no line for one of
+        them, the row goes into a new batch (it was never answered)."""
         if run_id is None:
             return
         self.run_id, self.session = run_id, session
@@ -142,6 +146,7 @@ class BatchJob:
             ):
                 self.attached.setdefault(part.part, []).append(index)
                 self._owner[index] = part.part
+                self._earlier.add(index)
             else:
                 self._new.append(index)
 
@@ -219,6 +224,7 @@ class BatchJob:
         if not self._new:
             return
         records = [self.records[i] for i in sorted(self._new)]
+        self._new = []
         number = max(self.parts, default=0)
         files = split_requests(
             self.prepared,
@@ -328,6 +334,9 @@ class BatchJob:
                 changed |= before != (part.status, part.completed, part.failed)
                 if batch.status in ("completed", "failed", "expired", "cancelled"):
                     await self._collect(part, batch)
+            if self._new:  # rows a cancelled earlier batch never answered
+                await self._submit_new()
+                changed = True
             delay = self.settings.poll_min if changed else min(self.settings.poll_max, delay * 1.5)
 
     async def _collect(self, part: Part, batch: Any) -> None:
@@ -343,11 +352,18 @@ class BatchJob:
                 except ValueError:
                     continue
                 row = row_of(line.get("custom_id")) if isinstance(line, dict) else None
-                if row is None or row not in mine or row in seen:
+                if row is None or row not in mine or row in seen or _never_ran(line):
                     continue
                 seen.add(row)
                 self._settle(row, parse_line(line, self.prepared, self.price, self.secrets))
         reason = self._no_line_reason(batch)
+        if batch.status == "cancelled":  # rows an earlier session's cancelled batch never ran
+            again = {row for row in mine - seen if row in self._earlier}
+            for row in sorted(again):
+                self._owner.pop(row, None)
+                self._earlier.discard(row)
+                self._new.append(row)
+            seen |= again
         for row in mine - seen:
             kind = ErrorKind.EXPIRED if batch.status == "expired" else ErrorKind.OTHER
             if batch.status == "failed":
@@ -471,3 +487,13 @@ class BatchJob:
                 )
             )
         return shown
+
+
+def _never_ran(line: dict[str, Any]) -> bool:
+    """A line for a request its cancelled batch never ran: as if there were no line."""
+    error = line.get("error")
+    return (
+        line.get("response") is None
+        and isinstance(error, dict)
+        and (error.get("code") == "batch_cancelled")
+    )
