@@ -563,3 +563,38 @@ def test_resume_adopts_a_batch_whose_id_was_never_recorded(
     log = batch_log(slow)
     assert len(log["batches"]) == before + 1  # only part 2's batch is new
     assert log["twice"] == [] and len(log["answered"]) == 20
+
+
+def test_a_create_whose_answer_was_lost_is_not_made_twice(
+    tmp_path: Path, server: LocalServer
+) -> None:
+    """The create reaches the API but its answer is lost (a timeout): the job finds the batch
+    by its input file instead of creating a second one from the same file."""
+    records = records_from_texts([f"My name is Cy{i} and I am 50 years old." for i in range(12)])
+    before = len(batch_log(server)["batches"])
+
+    async def scenario() -> None:
+        async with Engine(choose_endpoint(server.base_url, "fanout-sim")) as engine:
+            settings = BatchSettings(poll_min=0.05, poll_max=0.1)
+            async with batch_run(
+                engine, records, Person, settings=settings, concurrency=2, store_path=None
+            ) as run:
+                real = run.job.api.batches.create
+                lost = []
+
+                async def create_then_lose_the_answer(**kwargs: Any) -> Any:
+                    batch = await real(**kwargs)
+                    if not lost:
+                        lost.append(batch.id)
+                        raise openai.APITimeoutError(
+                            request=__import__("httpx2").Request("POST", "http://x")
+                        )
+                    return batch
+
+                run.job.api.batches.create = create_then_lose_the_answer  # type: ignore[method-assign]
+                stats = await run.execute()
+                assert stats.ok == 12
+                assert [p.batch_id for p in run.job.parts.values()] == lost
+
+    asyncio.run(scenario())
+    assert len(batch_log(server)["batches"]) == before + 1

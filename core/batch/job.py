@@ -45,6 +45,7 @@ from core.results import ErrorKind, Phases
 LIVE = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 API_RETRIES = 5
 """Tries of one files/batches call that failed for a transient cause (5xx, 429, network)."""
+TRANSIENT = (openai.APIConnectionError, openai.InternalServerError, openai.RateLimitError)
 
 
 @dataclass(frozen=True)
@@ -264,22 +265,36 @@ class BatchJob:
             await self._create(part)
 
     async def _create(self, part: Part) -> None:
+        """One batch from the part's file. A create that failed in transit may have been
+        made all the same: before trying again (and before giving up) the batches are
+        searched for one made from this file, so a file never gets two batches."""
         assert part.input_file_id is not None
         metadata = {"fanout_run": self.run_id, "fanout_part": str(part.part)}
-        try:
-            batch = await self._call(
-                partial(
-                    self.api.batches.create,
+        delay = 1.0
+        for attempt in range(API_RETRIES):
+            try:
+                batch = await self.api.batches.create(
                     input_file_id=part.input_file_id,
                     endpoint="/v1/chat/completions",
                     completion_window="24h",
                     metadata=metadata,
                 )
-            )
-        except Exception as exc:
-            self._not_submitted(part, "batch creation", exc)
-            return
-        self._update(part, batch)
+            except TRANSIENT as exc:
+                found = await self._find_batch(part.input_file_id)
+                if found is not None:
+                    self._update(part, found)
+                    return
+                if attempt == API_RETRIES - 1:
+                    self._not_submitted(part, "batch creation", exc)
+                    return
+                await asyncio.sleep(delay)
+                delay = min(30.0, delay * 2)
+            except Exception as exc:
+                self._not_submitted(part, "batch creation", exc)
+                return
+            else:
+                self._update(part, batch)
+                return
 
     async def _reattach(self, part: Part, rows: list[int]) -> None:
         if part.batch_id is None:
@@ -451,7 +466,7 @@ class BatchJob:
         for attempt in range(API_RETRIES):
             try:
                 return await make()
-            except (openai.APIConnectionError, openai.InternalServerError, openai.RateLimitError):
+            except TRANSIENT:
                 if attempt == API_RETRIES - 1:
                     raise
                 await asyncio.sleep(delay)
