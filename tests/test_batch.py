@@ -598,3 +598,21 @@ def test_a_create_whose_answer_was_lost_is_not_made_twice(
 
     asyncio.run(scenario())
     assert len(batch_log(server)["batches"]) == before + 1
+
+
+def test_a_batch_over_the_budget_is_refused_before_anything_is_sent(
+    tmp_path: Path, server: LocalServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[models."fanout-sim"]\ninput = 100.0\noutput = 100.0\n')
+    dataset = people(tmp_path / "p.csv", 50)
+    before = batch_log(server)
+    code = run_cli(
+        "run", str(dataset), "--via", "batch", "--base-url", server.base_url, "--no-store",
+        "--quiet", "--prices", str(prices), "--budget", "0.05",
+    )  # fmt: skip
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "over --budget $0.0500" in error and "at batch prices" in error
+    after = batch_log(server)
+    assert (after["files"], len(after["batches"])) == (before["files"], len(before["batches"]))

@@ -23,6 +23,9 @@ from core.batch.job import BatchJob, BatchSettings
 from core.batch.ledger import Ledger
 from core.client import build_openai, close_client, prime_client
 from core.dataset import Record
+from core.errors import ConfigError
+from core.extract import Extractor
+from core.prices import Price
 from core.runner import Run
 from core.stats import RunStats
 
@@ -76,6 +79,13 @@ class BatchRun(Run):
             await asyncio.gather(drive, return_exceptions=True)
 
 
+def estimated_cost(online: Extractor, records: Sequence[Record], price: Price) -> float:
+    """What the rows would cost at batch prices, from the same estimates as online."""
+    answer = online.estimate_tokens(Record(0, "", "")) - online.prepared.prompt_tokens("")
+    prompt = sum(online.prepared.prompt_tokens(record.text) for record in records)
+    return price.cost(prompt, answer * len(records))
+
+
 @asynccontextmanager
 async def batch_run(
     engine: Engine,
@@ -92,6 +102,15 @@ async def batch_run(
     """A BatchRun on the engine's endpoint; its ledger is the store's ``batches`` table."""
     online = engine.extractor(schema, max(1, min(concurrency, len(records) or 1)))
     price = engine.price()
+    budget = engine.options.budget_usd
+    if budget is not None and price is not None:
+        estimate = estimated_cost(online, records, price.for_batch())
+        if estimate > budget:
+            await close_client(online.client)
+            raise ConfigError(
+                f"the batch would cost about ${estimate:.4f} (estimated tokens at batch "
+                f"prices), over --budget ${budget:.4f}; nothing was sent"
+            )
     api = build_openai(engine.endpoint, connections=2, timeout=max(120.0, engine.options.timeout))
     ledger = Ledger(store_path)
     try:
