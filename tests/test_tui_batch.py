@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,13 +25,14 @@ from tui.widgets.results_table import ResultsTable
 from tui.widgets.runs_table import RunsTable
 
 
-def make_app(store: Path) -> FanoutApp:
+def make_app(store: Path, *, scale: float = 3600, duration: float = 3600) -> FanoutApp:
+    server = ServerConfig(latency=0.05, jitter=0.0, batch_time_scale=scale, batch_duration=duration)
     settings = DashboardSettings(
         dataset=bundled_datasets_dir() / "people.csv",
         strategy="gather",
         concurrency=2,
         endpoint=choose_endpoint(local=True),
-        server=ServerConfig(latency=0.05, jitter=0.0, batch_time_scale=3600, batch_duration=3600),
+        server=server,
         store=store,
     )
     app = FanoutApp(settings, load_dataset(settings.dataset), Person)
@@ -71,3 +74,35 @@ async def test_a_batch_run_beside_an_online_one(size: tuple[int, int], tmp_path:
         rows = {r.index: r.data for r in opened.load_rows(latest.id)}
         assert all(r.status is Status.OK for r in opened.load_rows(latest.id))
         assert rows == {r.index: r.data for r in opened.load_rows(first.id)}
+
+
+def answered(app: FanoutApp) -> dict[str, int]:
+    url = app.engine.endpoint.base_url + "/fanout/batches"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        log: dict[str, int] = json.load(response)["answered"]
+        return log
+
+
+async def test_a_cancelled_batch_run_is_resumed_from_past_runs(tmp_path: Path) -> None:
+    store = tmp_path / "runs.sqlite3"
+    app = make_app(store, scale=600, duration=3000)  # the batch answers over ~5 s
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("b", "r")
+        await wait_for(pilot, lambda: app.running)
+        await wait_for(pilot, lambda: len(answered(app)) >= 2)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: not app.running)
+        assert "cancell" in str(app.query_one(BatchPanel).render())
+        with Store(store, create=False) as opened:
+            (info,) = opened.list_runs()
+        assert info.status == "cancelled" and info.cancelled == 7
+        await pilot.press("h")
+        await pilot.press("r")
+        await wait_for(
+            pilot, lambda: not app.running and len(app.query_one(RunsTable).history) == 2
+        )
+        log = answered(app)
+    assert sorted(log.values()) == [1] * 7  # each row answered once, over both batches
+    with Store(store, create=False) as opened:
+        info = opened.get_run(info.id)
+        assert info.ok == 7 and info.status == "finished" and info.resumes == 1

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -84,6 +85,7 @@ class BatchJob:
         price: Price | None,
         secrets: Sequence[str] = (),
         concurrency: int = 8,
+        store_path: Path | None = None,
         on_change: Callable[[BatchJob], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -93,6 +95,9 @@ class BatchJob:
         self.records = {r.index: r for r in records}
         self.settings = settings
         self.ledger = ledger
+        self.store_path = store_path
+        """The run store whose ``batches`` table ``bind`` switches the ledger to (opened only
+        then: the recorder has created the store and the run by that time)."""
         self.price = price
         self.secrets = tuple(secrets)
         self.on_change = on_change
@@ -130,6 +135,9 @@ class BatchJob:
         if run_id is None:
             return
         self.run_id, self.session = run_id, session
+        if self.store_path is not None:
+            self.ledger.close()
+            self.ledger = Ledger(self.store_path)
         waiting = set(unanswered)
         holder: dict[int, Part] = {}
         for stored in self.ledger.parts(run_id):

@@ -112,7 +112,7 @@ async def batch_run(
                 f"prices), over --budget ${budget:.4f}; nothing was sent"
             )
     api = build_openai(engine.endpoint, connections=2, timeout=max(120.0, engine.options.timeout))
-    ledger = Ledger(store_path)
+    job: BatchJob | None = None
     try:
         await prime_client(online.client)
         job = BatchJob(
@@ -120,10 +120,11 @@ async def batch_run(
             online,
             records,
             settings,
-            ledger,
+            Ledger(None),  # until bind(): then the store's, which exists by then
             price=price.for_batch() if price is not None else None,
             secrets=engine.endpoint.secrets,
             concurrency=concurrency,
+            store_path=store_path,
             on_change=on_change,
         )
         yield BatchRun(
@@ -134,6 +135,7 @@ async def batch_run(
             keep_values=keep_values,
         )
     finally:
-        ledger.close()
+        if job is not None:
+            job.ledger.close()
         await close_client(online.client)
         await api.close()
