@@ -336,7 +336,7 @@ def test_a_batch_that_fails_validation_fails_its_rows_with_the_reason(
 
 @pytest.fixture
 def slow() -> Iterator[LocalServer]:
-    config = ServerConfig(latency=0.0, batch_time_scale=600.0, batch_duration=3000.0, seed=5)
+    config = ServerConfig(latency=0.0, batch_time_scale=600.0, batch_duration=2000.0, seed=5)
     with LocalServer(config) as running:
         yield running
 

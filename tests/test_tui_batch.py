@@ -25,8 +25,16 @@ from tui.widgets.results_table import ResultsTable
 from tui.widgets.runs_table import RunsTable
 
 
-def make_app(store: Path, *, scale: float = 3600, duration: float = 3600) -> FanoutApp:
-    server = ServerConfig(latency=0.05, jitter=0.0, batch_time_scale=scale, batch_duration=duration)
+def make_app(
+    store: Path, *, scale: float = 3600, duration: float = 3600, expire: float = 0.0
+) -> FanoutApp:
+    server = ServerConfig(
+        latency=0.05,
+        jitter=0.0,
+        batch_time_scale=scale,
+        batch_duration=duration,
+        batch_expire_rate=expire,
+    )
     settings = DashboardSettings(
         dataset=bundled_datasets_dir() / "people.csv",
         strategy="gather",
@@ -106,3 +114,20 @@ async def test_a_cancelled_batch_run_is_resumed_from_past_runs(tmp_path: Path) -
     with Store(store, create=False) as opened:
         info = opened.get_run(info.id)
         assert info.ok == 7 and info.status == "finished" and info.resumes == 1
+
+
+async def test_finish_online_from_the_palette_completes_an_expired_batch(tmp_path: Path) -> None:
+    app = make_app(tmp_path / "runs.sqlite3", scale=86400 / 2, expire=1.0)  # a 2 s window
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("b")
+        app.action_toggle_finish_online()
+        assert app.batch_settings.finish_online
+        await pilot.press("r")
+        await wait_for(pilot, lambda: len(app.query_one(RunsTable).history) == 1)
+        await wait_for(pilot, lambda: not app.running)
+        assert "expired" in str(app.query_one(BatchPanel).render())
+        (_, stats) = app.query_one(RunsTable).history[0]
+        assert stats.ok == 7 and stats.failed == 0
+        assert app.feed is not None
+        tries = sorted(row.attempts for row in app.feed.run.rows)
+        assert tries == [1, 1, 1, 2, 2, 2, 2]  # half answered by the batch, the rest online

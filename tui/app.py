@@ -393,6 +393,14 @@ class FanoutApp(App[int]):
         else:
             self.notify("next runs online, with the selected strategy", timeout=4)
 
+    def action_toggle_finish_online(self) -> None:
+        finish = not self.batch_settings.finish_online
+        self.batch_settings = replace(self.batch_settings, finish_online=finish)
+        if finish:
+            self.notify("batch runs: rows a batch failed are finished online", timeout=4)
+        else:
+            self.notify("batch runs: rows a batch failed end failed, with the reason", timeout=4)
+
     def action_semaphore(self, direction: int) -> None:
         self.query_one(SemaphoreControl).step(direction)
 

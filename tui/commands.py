@@ -61,6 +61,11 @@ def palette_commands() -> Iterator[PaletteCommand]:
     yield PaletteCommand(
         "Via the Batch API (or online again)", "next runs; half the price; key b", "toggle_via"
     )
+    yield PaletteCommand(
+        "Batch: finish failed rows online (or not)",
+        "rows a batch failed are sent again online",
+        "toggle_finish_online",
+    )
     yield PaletteCommand("Help: keys and strategies", "key ?", "help")
     yield PaletteCommand("Quit", "key q", "quit")
 
