@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from core.batch.cli import add_batch_options, bind, open_run, report, with_via
+from core.batch.cli import add_batch_options, batch_server, bind, open_run, report, with_via
 from core.dataset import Dataset, load_dataset
 from core.engine import ClientOptions, Engine
 from core.errors import ExportError, FanoutError
@@ -137,9 +137,8 @@ async def _run(
     store: Store | None = None,
 ) -> int:
     choice = endpoint_from_args(args)
-    async with Engine(
-        choice, server=server_config_from_args(args), options=client_options_from_args(args)
-    ) as engine:
+    server = batch_server(server_config_from_args(args), args)
+    async with Engine(choice, server=server, options=client_options_from_args(args)) as engine:
         for message in await engine.preflight(schema):
             warn(message)
         store_path = store.path if store is not None else None

@@ -28,7 +28,9 @@ from rich.table import Table
 
 from core.batch.cli import (
     add_batch_options,
+    batch_server,
     bind,
+    online_over_batches,
     open_run,
     report,
     resume_note,
@@ -433,6 +435,9 @@ def resume_main(argv: Sequence[str]) -> int:
                     f"{exc}; pass --schema SPEC to resume with another model"
                 ) from None
             choice = resume_endpoint(settings, info)
+            note = online_over_batches(store.path, info, settings.via)
+            if note:
+                warn(note)
             return asyncio.run(
                 _resume(settings, store, info, schema, records, stored_rows, choice, out)
             )
@@ -451,7 +456,8 @@ async def _resume(
     out: Path | None,
 ) -> int:
     options = client_options_from_args(args)
-    async with Engine(choice, server=server_config_from_args(args), options=options) as engine:
+    server = batch_server(server_config_from_args(args), args)
+    async with Engine(choice, server=server, options=options) as engine:
         for message in await engine.preflight(schema):
             warn(message)
         opened = open_run(engine, records, schema, args, store_path=store.path, quiet=args.quiet)

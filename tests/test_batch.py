@@ -616,3 +616,17 @@ def test_a_batch_over_the_budget_is_refused_before_anything_is_sent(
     assert "over --budget $0.0500" in error and "at batch prices" in error
     after = batch_log(server)
     assert (after["files"], len(after["batches"])) == (before["files"], len(before["batches"]))
+
+
+def test_sim_batch_options_reach_the_built_in_simulator(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset = people(tmp_path / "p.csv", 5)
+    out = tmp_path / "out.csv"
+    base = ["run", str(dataset), "--via", "batch", "--latency", "0", "--batch-poll", "0.1"]
+    code = run_cli(*base, "--sim-batch-reject-rate", "1", "--no-store", "--out", str(out))
+    assert code == 1
+    assert all("failed validation" in r["error"] for r in read_csv(out))
+    assert run_cli(*base, "--sim-batch-expire-rate", "1.5", "--no-store") == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
+    assert line == ("fanout: error: batch expire rate must be a fraction between 0 and 1, got 1.5")

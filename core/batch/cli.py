@@ -17,6 +17,7 @@ from core.batch.ledger import batch_parts, summary
 from core.batch.requests import MAX_BYTES, MAX_REQUESTS
 from core.batch.run import BatchRun, batch_run
 from core.dataset import Record
+from core.localserver import ServerConfig
 from core.results import Row, Status
 from core.runner import Run
 from core.store import RunInfo, RunMeta
@@ -85,6 +86,26 @@ def add_batch_options(parser: argparse.ArgumentParser, *, resume: bool = False) 
         help="longest wait between two status checks of a batch (default: 60; the first "
         "checks come sooner)",
     )
+    simulator = (
+        ("time-scale", "X", "the built-in simulator's batch time: simulated seconds a second"),
+        ("expire-rate", "F", "share of the simulator's batches that expire half answered"),
+        ("reject-rate", "F", "share of the simulator's batches that fail validation"),
+        ("line-error-rate", "F", "share of the simulator's batch lines answered 500"),
+    )
+    for name, metavar, text in simulator:
+        group.add_argument(f"--sim-batch-{name}", type=float, metavar=metavar, help=text)
+
+
+def batch_server(config: ServerConfig, args: argparse.Namespace) -> ServerConfig:
+    """The simulator's config with the ``--sim-batch-*`` options given (ConfigError if bad)."""
+    changes = {
+        "batch_time_scale": getattr(args, "sim_batch_time_scale", None),
+        "batch_expire_rate": getattr(args, "sim_batch_expire_rate", None),
+        "batch_reject_rate": getattr(args, "sim_batch_reject_rate", None),
+        "batch_line_error_rate": getattr(args, "sim_batch_line_error_rate", None),
+    }
+    given = {name: value for name, value in changes.items() if value is not None}
+    return dataclasses.replace(config, **given) if given else config
 
 
 def batch_settings(args: argparse.Namespace) -> BatchSettings:
@@ -172,9 +193,10 @@ class StatusLines:
                 continue
             self._seen[view.part] = view.status
             where = view.batch_id or "file"
+            failed = f", {view.failed} failed" if view.failed else ""
             print(
                 f"fanout: batch {view.part} ({where}): {view.status}, "
-                f"{view.completed + view.failed}/{view.total or view.rows} answered",
+                f"{view.completed} of {view.total or view.rows} answered{failed}",
                 file=sys.stderr,
             )
 
@@ -209,3 +231,21 @@ def waiting_rows(stored: Iterable[Row]) -> set[int]:
     """Stored rows a resumed batch run may find in a batch already submitted: those without
     a result, and those cancelled when the run stopped (their batch may have gone on)."""
     return {row.index for row in stored if row.status not in (Status.OK, Status.FAILED)}
+
+
+def online_over_batches(path: Path, info: RunInfo, via: str) -> str | None:
+    """A resume ``--via online`` of a batch run whose batches may still answer: say so."""
+    if via == "batch" or info.options.get("via") != "batch":
+        return None
+    live = [
+        part
+        for part in batch_parts(path, [info.id]).get(info.id, [])
+        if part.batch_id and not part.terminal
+    ]
+    if not live:
+        return None
+    rows = sum(len(part.rows) for part in live)
+    return (
+        f"run {info.id} has {len(live)} batch(es) that may still answer ({rows} rows); resuming "
+        "--via online sends their rows again (a resume without --via waits for them)"
+    )

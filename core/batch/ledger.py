@@ -221,7 +221,7 @@ def batch_parts(path: Path, run_ids: Sequence[str]) -> dict[str, list[Part]]:
 
 
 def summary(parts: Sequence[Part]) -> str:
-    """``2 batches: completed 1, in_progress 1 (450/1000 answered)``."""
+    """``2 batches: completed 1, in_progress 1 (450/1000 done)``."""
     if not parts:
         return ""
     latest: dict[int, Part] = {}
@@ -234,4 +234,4 @@ def summary(parts: Sequence[Part]) -> str:
     done = sum(p.completed + p.failed for p in latest.values())
     statuses = ", ".join(f"{status} {n}" for status, n in sorted(by_status.items()))
     noun = "batch" if len(latest) == 1 else "batches"
-    return f"{len(latest)} {noun}: {statuses} ({done}/{total} answered)"
+    return f"{len(latest)} {noun}: {statuses} ({done}/{total} done)"
