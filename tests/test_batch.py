@@ -114,7 +114,14 @@ def test_simulator_files_and_batches_through_the_sdk(server: LocalServer) -> Non
             await asyncio.sleep(0.02)
             batch = await client.batches.retrieve(batch.id)
             seen.add(batch.status)
-        assert batch.status == "completed" and "in_progress" in seen
+        assert batch.status == "completed" and seen <= {
+            "validating",
+            "in_progress",
+            "finalizing",
+            "completed",
+        }
+        assert batch.created_at <= (batch.in_progress_at or 0) <= (batch.completed_at or 0)
+        assert batch.finalizing_at is not None
         assert batch.request_counts is not None and batch.request_counts.completed == 3
         assert batch.error_file_id is None and batch.output_file_id
         lines = (await client.files.content(batch.output_file_id)).text.splitlines()
@@ -630,3 +637,33 @@ def test_sim_batch_options_reach_the_built_in_simulator(
     assert run_cli(*base, "--sim-batch-expire-rate", "1.5", "--no-store") == 2
     (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
     assert line == ("fanout: error: batch expire rate must be a fraction between 0 and 1, got 1.5")
+
+
+def test_resume_online_of_a_batch_run_with_live_batches_warns(tmp_path: Path) -> None:
+    from core.batch.cli import online_over_batches
+    from core.recorder import run_meta
+
+    dataset = load_dataset(people(tmp_path / "p.csv", 4))
+
+    async def endpoint() -> Any:
+        async with Engine(choose_endpoint("http://127.0.0.1:9/v1", "m")) as engine:
+            return engine.endpoint
+
+    meta = run_meta(
+        dataset=dataset, schema_spec="Person", schema=Person, strategy="as_completed",
+        concurrency=4, endpoint=asyncio.run(endpoint()), options=ClientOptions(),
+    )  # fmt: skip
+    meta = meta.__class__(**{**meta.__dict__, "options": {"via": "batch"}})
+    db = tmp_path / "runs.sqlite3"
+    with Store(db) as store:
+        run_id = store.create_run(meta, dataset.records)
+        info = store.get_run(run_id)
+    ledger = Ledger(db)
+    ledger.add(run_id, 1, 0, range(4))
+    ledger.update(run_id, 1, input_file_id="file-1", batch_id="batch-1", status="in_progress")
+    note = online_over_batches(db, info, "online")
+    assert note is not None and "1 batch(es) that may still answer (4 rows)" in note
+    assert online_over_batches(db, info, "batch") is None
+    ledger.update(run_id, 1, status="completed")
+    ledger.close()
+    assert online_over_batches(db, info, "online") is None
