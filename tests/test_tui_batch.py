@@ -63,7 +63,7 @@ async def test_a_batch_run_beside_an_online_one(size: tuple[int, int], tmp_path:
         assert "batch" in str(app.query_one(StrategyPicker).border_title)
         await pilot.press("r")
         await wait_for(pilot, lambda: app.running)
-        await wait_for(pilot, lambda: panel.display and "in_progress" in str(panel.render()))
+        await wait_for(pilot, lambda: panel.display and "Batch API" in str(panel.render()))
         await wait_for(pilot, lambda: len(app.query_one(RunsTable).history) == 2)
         await wait_for(pilot, lambda: not app.running)
         shown = str(panel.render())
