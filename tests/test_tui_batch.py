@@ -131,3 +131,45 @@ async def test_finish_online_from_the_palette_completes_an_expired_batch(tmp_pat
         assert app.feed is not None
         tries = sorted(row.attempts for row in app.feed.run.rows)
         assert tries == [1, 1, 1, 2, 2, 2, 2]  # half answered by the batch, the rest online
+
+
+async def test_each_batch_has_an_eta_from_its_progress_so_far() -> None:
+    from types import SimpleNamespace
+
+    from core.batch.job import BatchJob
+    from core.batch.ledger import Ledger
+    from core.dataset import records_from_texts
+    from tui.widgets.batch_panel import render
+
+    now = [100.0]
+    job = BatchJob(
+        None,  # type: ignore[arg-type]  # no API call is made here
+        SimpleNamespace(prepared=None),  # type: ignore[arg-type]
+        records_from_texts(["a"] * 1000),
+        BatchSettings(),
+        Ledger(None),
+        price=None,
+        clock=lambda: now[0],
+    )
+    part = job.ledger.add(job.run_id, 1, 0, range(1000))
+
+    def batch(status: str, done: int) -> SimpleNamespace:
+        counts = SimpleNamespace(total=1000, completed=done, failed=0)
+        return SimpleNamespace(
+            id="batch-1", status=status, request_counts=counts,
+            output_file_id=None, error_file_id=None,
+        )  # fmt: skip
+
+    part = job._update(part, batch("in_progress", 100))
+    (view,) = job.views()
+    assert view.eta_s is None  # no progress seen yet
+    now[0] += 10
+    part = job._update(part, batch("in_progress", 300))
+    (view,) = job.views()
+    assert view.eta_s == pytest.approx(700 / 20)  # 200 rows in 10 s: 700 left at 20/s
+    text = str(render(job.views()))
+    assert "300/1,000 answered" in text and "ETA 35" in text and "in_progress" in text
+    job._update(part, batch("completed", 1000))
+    (view,) = job.views()
+    assert view.eta_s is None and "completed" in str(render(job.views()))
+    job.ledger.close()

@@ -164,7 +164,12 @@ class BatchJob:
     async def extract(
         self, record: Record, on_retry: RetryHook | None = None, phases: Phases | None = None
     ) -> Extraction:
-        outcome = await asyncio.shield(self._results[record.index])
+        began = self._clock()
+        try:
+            outcome = await asyncio.shield(self._results[record.index])
+        finally:
+            if phases is not None:  # at the API: the row's "wire" time is its wait on the batch
+                phases.wire_s += self._clock() - began
         if isinstance(outcome, Extraction):
             return outcome
         if self.settings.finish_online and outcome.failure.kind is not ErrorKind.AUTH:
