@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from core.batch.cli import add_batch_options, batch_server, bind, open_run, report, with_via
 from core.dataset import Dataset, load_dataset
 from core.engine import ClientOptions, Engine
 from core.errors import ExportError, FanoutError
@@ -86,6 +87,7 @@ def run_parser(prog: str = "fanout run") -> argparse.ArgumentParser:
     add_strategy_options(parser, default=DEFAULT_STRATEGY)
     add_endpoint_options(parser)
     add_simulator_options(parser)
+    add_batch_options(parser)
     group = parser.add_argument_group("run store", "Every run is recorded, so it can be resumed.")
     group.add_argument(
         "--store",
@@ -135,18 +137,17 @@ async def _run(
     store: Store | None = None,
 ) -> int:
     choice = endpoint_from_args(args)
-    async with Engine(
-        choice, server=server_config_from_args(args), options=client_options_from_args(args)
-    ) as engine:
+    server = batch_server(server_config_from_args(args), args)
+    async with Engine(choice, server=server, options=client_options_from_args(args)) as engine:
         for message in await engine.preflight(schema):
             warn(message)
-        async with engine.run(
-            dataset.records,
-            schema,
-            strategy=args.strategy,
-            concurrency=args.concurrency,
-            max_error_rate=args.max_error_rate,
-        ) as run:
+        store_path = store.path if store is not None else None
+        if args.via == "batch" and store is None:
+            warn("--no-store: this batch run cannot be resumed if fanout stops before it ends")
+        opened = open_run(
+            engine, dataset.records, schema, args, store_path=store_path, quiet=args.quiet
+        )
+        async with opened as run:
             meta = run_meta(
                 dataset=dataset,
                 schema_spec=args.schema,
@@ -157,13 +158,16 @@ async def _run(
                 options=engine.options,
                 max_error_rate=args.max_error_rate,
             )
+            meta = with_via(meta, args)
             async with recording(store, run, meta, on_warning=warn) as recorder:
+                bind(run, recorder)
                 if recorder is not None:
                     where = f"(store: {recorder.path})"
                     print(f"fanout: run {recorder.run_id} {where}", file=sys.stderr)
                 interrupted = await _execute_with_progress(
-                    run, f"{dataset.name} · {args.strategy}", quiet=args.quiet
+                    run, f"{dataset.name} · {via_label(args)}", quiet=args.quiet
                 )
+    report(run)
     assert run.stats is not None
     unstored = recorder.problem() if recorder is not None else None
     if out is not None:
@@ -193,6 +197,10 @@ async def _run(
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if run.stats.ok == run.stats.records else EXIT_ROWS_FAILED
+
+
+def via_label(args: argparse.Namespace) -> str:
+    return "batch" if getattr(args, "via", None) == "batch" else args.strategy
 
 
 def guessed_note(rows: Sequence[Row]) -> str | None:
@@ -232,6 +240,9 @@ async def _execute_with_progress(run: Run, title: str, *, quiet: bool) -> bool:
         nonlocal interrupts
         interrupts += 1
         print(f"\nfanout: {name}: stopping, keeping every finished row", file=sys.stderr)
+        detach = getattr(run, "detach", None)
+        if callable(detach):  # a batch run: its batches keep going, `fanout resume` collects
+            detach()
         run.stop(f"cancelled ({name})")
 
     loop = asyncio.get_running_loop()

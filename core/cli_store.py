@@ -26,6 +26,17 @@ from pydantic import BaseModel, create_model
 from rich.console import Console
 from rich.table import Table
 
+from core.batch.cli import (
+    add_batch_options,
+    batch_server,
+    bind,
+    online_over_batches,
+    open_run,
+    report,
+    resume_note,
+    runs_cells,
+    waiting_rows,
+)
 from core.cli import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -33,6 +44,7 @@ from core.cli import (
     EXIT_STORE_INCOMPLETE,
     _execute_with_progress,
     fail,
+    via_label,
     warn,
 )
 from core.client import OPENAI_URL, EndpointChoice, choose_endpoint
@@ -109,8 +121,11 @@ def runs_main(argv: Sequence[str]) -> int:
             runs = store.list_runs(args.limit)
     except FanoutError as exc:
         return fail(str(exc))
+    batches = runs_cells(path, runs)
     if args.json:
-        print(json.dumps([info.to_dict() for info in runs], indent=2))
+        print(
+            json.dumps([{**info.to_dict(), **batches.get(info.id, {})} for info in runs], indent=2)
+        )
         return EXIT_OK
     if not runs:
         print(f"fanout: no runs recorded yet (store: {path})", file=sys.stderr)
@@ -135,14 +150,14 @@ def runs_main(argv: Sequence[str]) -> int:
             info.id,
             _local_time(info.created_at),
             info.dataset_name,
-            info.strategy,
-            str(info.semaphore) if info.semaphore else "—",
+            "batch" if info.id in batches else info.strategy,
+            str(info.semaphore) if info.semaphore and info.id not in batches else "—",
             str(info.records),
             str(info.ok),
             _failed_cell(info.failed, info.errors_by_kind),
             str(info.cancelled),
             f"${info.cost_usd:.4f}",
-            _status_cell(info),
+            _status_cell(info) + str(batches.get(info.id, {}).get("batches_line", "")),
         )
     console = Console()
     if not console.is_terminal:
@@ -350,6 +365,7 @@ def resume_parser(prog: str = "fanout resume") -> argparse.ArgumentParser:
     add_strategy_options(parser, default=None)
     add_endpoint_options(parser)
     add_simulator_options(parser)
+    add_batch_options(parser, resume=True)
     parser.set_defaults(**dict.fromkeys(_STORED_SETTINGS, None))
     return parser
 
@@ -375,6 +391,10 @@ def resume_settings(args: argparse.Namespace, info: RunInfo) -> argparse.Namespa
         if getattr(filled, name, None) is None:
             value = stored.get(name)
             setattr(filled, name, value if value is not None else defaults.get(name))
+    if getattr(filled, "via", None) is None:
+        filled.via = stored.get("via") or "online"
+    if getattr(filled, "finish_online", None) is None:
+        filled.finish_online = bool(stored.get("finish_online"))
     return filled
 
 
@@ -415,6 +435,9 @@ def resume_main(argv: Sequence[str]) -> int:
                     f"{exc}; pass --schema SPEC to resume with another model"
                 ) from None
             choice = resume_endpoint(settings, info)
+            note = online_over_batches(store.path, info, settings.via)
+            if note:
+                warn(note)
             return asyncio.run(
                 _resume(settings, store, info, schema, records, stored_rows, choice, out)
             )
@@ -433,16 +456,12 @@ async def _resume(
     out: Path | None,
 ) -> int:
     options = client_options_from_args(args)
-    async with Engine(choice, server=server_config_from_args(args), options=options) as engine:
+    server = batch_server(server_config_from_args(args), args)
+    async with Engine(choice, server=server, options=options) as engine:
         for message in await engine.preflight(schema):
             warn(message)
-        async with engine.run(
-            records,
-            schema,
-            strategy=args.strategy,
-            concurrency=args.concurrency,
-            max_error_rate=args.max_error_rate,
-        ) as run:
+        opened = open_run(engine, records, schema, args, store_path=store.path, quiet=args.quiet)
+        async with opened as run:
             recorder = RunRecorder(
                 store.path,
                 run,
@@ -451,17 +470,19 @@ async def _resume(
                 finalize=lambda stats: combined_stats(stored_rows, run, stats, info.stats),
             )
             await recorder.start()
+            bind(run, recorder, waiting_rows(stored_rows))
             print(
                 f"fanout: resuming run {info.id}: sending {len(records)} of {info.records} rows "
-                f"(store: {store.path})",
+                f"(store: {store.path})" + resume_note(run),
                 file=sys.stderr,
             )
             try:
                 interrupted = await _execute_with_progress(
-                    run, f"{info.dataset_name} · {args.strategy} · resume", quiet=args.quiet
+                    run, f"{info.dataset_name} · {via_label(args)} · resume", quiet=args.quiet
                 )
             finally:
                 await recorder.close()
+    report(run)
     assert run.stats is not None
     rows = merge_rows(stored_rows, run)  # from memory: right even if the store failed
     _write_rows(rows, schema, out)

@@ -45,6 +45,8 @@ class ErrorKind(StrEnum):
     BUDGET = "budget"
     QUOTA = "quota"
     """The account is out of quota or credit (``insufficient_quota``): the run stops."""
+    EXPIRED = "expired"
+    """A batch's 24 h window closed before it answered the row (``--via batch``)."""
     OTHER = "other"
 
 

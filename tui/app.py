@@ -25,6 +25,9 @@ from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.widgets import Button, Footer, RadioSet
 
+from core.batch.cli import batch_meta, bind, waiting_rows
+from core.batch.job import BatchSettings
+from core.batch.run import BatchRun, batch_run
 from core.cli_store import export_schema
 from core.client import Endpoint
 from core.dataset import Dataset, Record, load_dataset
@@ -57,6 +60,7 @@ from tui.screens.open_dataset import OpenChoice, OpenDatasetScreen
 from tui.screens.quit import QuitScreen
 from tui.settings import DashboardSettings, settings_from_args
 from tui.visible import visible
+from tui.widgets.batch_panel import BatchPanel
 from tui.widgets.chart import ChartLegend, InFlightChart, Series
 from tui.widgets.controls import ControlsLine, SemaphoreControl, StrategyPicker
 from tui.widgets.header import DatasetBar
@@ -131,6 +135,7 @@ class FanoutApp(App[int]):
         Binding("o", "open_dataset", "Open", show=False, tooltip="open another dataset"),
         Binding("l", "limits", "Limits", show=False, tooltip="rpm, tpm and budget"),
         Binding("v", "overlay", "Overlay", show=False, tooltip="chart: this run or the last"),
+        Binding("b", "toggle_via", "Batch", show=False, tooltip="next runs via the Batch API"),
         *(
             Binding(str(n), f"pick({n})", LABELS[name], show=False, tooltip="pick a strategy")
             for n, name in enumerate(STRATEGIES, start=1)
@@ -153,6 +158,7 @@ class FanoutApp(App[int]):
             "pick",
             "semaphore",
             "set_semaphore",
+            "toggle_via",
         }
     )
     """Actions that cannot act during a run: shown disabled while one goes. Strategy and
@@ -191,6 +197,9 @@ class FanoutApp(App[int]):
         self.set_reactive(FanoutApp.strategy, settings.strategy)
         self.now: Callable[[], datetime] = datetime.now
         """Time for default export names (tests pin it)."""
+        self.via = "online"
+        """How the next runs are sent: ``online``, or ``batch`` (the Batch API; key b)."""
+        self.batch_settings = BatchSettings(poll_min=1.0, poll_max=30.0)
 
     def notify(
         self,
@@ -232,6 +241,7 @@ class FanoutApp(App[int]):
                 yield StatsBar(id="stats")
             with Vertical(id="views"):
                 yield ViewTabs(id="view-tabs")
+                yield BatchPanel(id="batch-panel")
                 yield ResultsTable(id="results")
                 with Horizontal(id="lower"):
                     # In a box of its own, so that a frame which changes only the stats
@@ -369,6 +379,27 @@ class FanoutApp(App[int]):
         names = list(STRATEGIES)
         if 1 <= number <= len(names):
             self.strategy = names[number - 1]
+
+    def action_toggle_via(self) -> None:
+        self.via = "online" if self.via == "batch" else "batch"
+        picker = self.query_one(StrategyPicker)
+        picker.border_title = "strategy" if self.via == "online" else "via batch (b: online)"
+        if self.via == "batch":
+            self.notify(
+                "next runs via the Batch API: half the price, results within 24 h; "
+                "fanout resume or h, r collects them after a restart (b: online again)",
+                timeout=6,
+            )
+        else:
+            self.notify("next runs online, with the selected strategy", timeout=4)
+
+    def action_toggle_finish_online(self) -> None:
+        finish = not self.batch_settings.finish_online
+        self.batch_settings = replace(self.batch_settings, finish_online=finish)
+        if finish:
+            self.notify("batch runs: rows a batch failed are finished online", timeout=4)
+        else:
+            self.notify("batch runs: rows a batch failed end failed, with the reason", timeout=4)
 
     def action_semaphore(self, direction: int) -> None:
         self.query_one(SemaphoreControl).step(direction)
@@ -702,6 +733,8 @@ class FanoutApp(App[int]):
                 schema=schema,
                 resume=info.id,
                 dataset_name=info.dataset_name,
+                via=str(info.options.get("via") or "online"),
+                waiting=waiting_rows(stored),
             )
             merged = merge_rows(stored, run)
             self.shown = Shown(merged, schema, info.strategy, info.dataset_name, info.id)
@@ -718,8 +751,12 @@ class FanoutApp(App[int]):
         schema: type[BaseModel] | None = None,
         resume: str | None = None,
         dataset_name: str | None = None,
+        via: str | None = None,
+        waiting: set[int] | None = None,
     ) -> Run:
         schema = schema or self.schema
+        batch = (via or self.via) == "batch"
+        strategy = "batch" if batch else strategy
         dataset_name = dataset_name or self.dataset.name
         table = self.query_one(ResultsTable)
         table.reset()
@@ -730,13 +767,9 @@ class FanoutApp(App[int]):
             if strategy in USES_CONCURRENCY
             else (1 if strategy == "sequential" else None)
         )
-        async with engine.run(
-            records,
-            schema,
-            strategy=strategy,
-            concurrency=concurrency,
-            max_error_rate=self.settings.max_error_rate,
-        ) as run:
+        panel = self.query_one(BatchPanel)
+        panel.hide()
+        async with self._open_run(engine, records, schema, strategy, concurrency) as run:
             feed = RunFeed(run, limit)
             self.feed = feed
             self.shown = Shown(
@@ -749,6 +782,9 @@ class FanoutApp(App[int]):
             self.series.samples = feed.samples
             self.series.limits = feed.limits
             recorder = await self._recorder(engine, run, strategy, concurrency, schema, resume)
+            bind(run, recorder, waiting or ())
+            if isinstance(run, BatchRun):
+                panel.show(run.job.views())
             where = f"run {recorder.run_id}" if recorder is not None else "not recorded"
             table.border_title = f"{RESULTS_TITLE} · {where}"
             if self.shown is not None and recorder is not None:
@@ -776,6 +812,34 @@ class FanoutApp(App[int]):
                 timeout=8,
             )
         return run
+
+    def _open_run(
+        self,
+        engine: EngineLike,
+        records: Sequence[Record],
+        schema: type[BaseModel],
+        strategy: str,
+        concurrency: int,
+    ) -> AbstractAsyncContextManager[Run]:
+        if strategy != "batch":
+            return engine.run(
+                records,
+                schema,
+                strategy=strategy,
+                concurrency=concurrency,
+                max_error_rate=self.settings.max_error_rate,
+            )
+        if not isinstance(engine, Engine):
+            raise FanoutError("the Batch API needs fanout's own engine")
+        return batch_run(
+            engine,
+            records,
+            schema,
+            settings=self.batch_settings,
+            concurrency=concurrency,
+            store_path=self.settings.store,
+            max_error_rate=self.settings.max_error_rate,
+        )
 
     async def _recorder(
         self,
@@ -806,6 +870,8 @@ class FanoutApp(App[int]):
                 options=engine.options,
                 max_error_rate=self.settings.max_error_rate,
             )
+            if isinstance(run, BatchRun):
+                meta = batch_meta(meta, finish_online=run.job.settings.finish_online)
             recorder = RunRecorder(self.settings.store, run, meta, on_warning=warn)
         try:
             await recorder.start()
@@ -818,6 +884,8 @@ class FanoutApp(App[int]):
         """Show everything the run produced (at its end)."""
         table = self.query_one(ResultsTable)
         table.add_results(feed.take(len(feed.finished)), span=feed.run.elapsed)
+        if isinstance(feed.run, BatchRun):
+            self.query_one(BatchPanel).show(feed.run.job.views())
         self._mark_guessed()
         self.query_one(StatsBar).show(feed.snapshot())
         self.query_one(InFlightChart).redraw()
@@ -832,6 +900,8 @@ class FanoutApp(App[int]):
         feed.take_deliveries()
         feed.sample_now()
         self.query_one(StatsBar).show(feed.snapshot())
+        if isinstance(feed.run, BatchRun) and self._ticks % CHART_EVERY == 0:
+            self.query_one(BatchPanel).show(feed.run.job.views())
         if self._ticks % CHART_EVERY == 0:
             self.query_one(InFlightChart).redraw(now=feed.run.elapsed)
 

@@ -58,6 +58,14 @@ def palette_commands() -> Iterator[PaletteCommand]:
     yield PaletteCommand("Next failed row", "key n", "next_failed")
     yield PaletteCommand("Switch view: results, chart, runs", "key t", "next_view")
     yield PaletteCommand("Chart: overlay the last runs (or this run only)", "key v", "overlay")
+    yield PaletteCommand(
+        "Via the Batch API (or online again)", "next runs; half the price; key b", "toggle_via"
+    )
+    yield PaletteCommand(
+        "Batch: finish failed rows online (or not)",
+        "rows a batch failed are sent again online",
+        "toggle_finish_online",
+    )
     yield PaletteCommand("Help: keys and strategies", "key ?", "help")
     yield PaletteCommand("Quit", "key q", "quit")
 

@@ -50,6 +50,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.localserver.batches import BatchService
 from core.localserver.config import ServerConfig
 from core.localserver.filler import compiled, message_text, request_text, schema_in_text
 from core.tokens import estimate_messages_tokens, estimate_tokens
@@ -225,6 +226,8 @@ class SimulatorApp:
         self._authorization = (
             f"Bearer {config.api_key}".encode() if config.api_key is not None else None
         )
+        self.batches = BatchService(self)
+        """The files and batches endpoints (``core.localserver.batches``)."""
 
     # ------------------------------------------------------------------ ASGI
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -288,6 +291,9 @@ class SimulatorApp:
                 await self._completions(receive, send)
             finally:
                 self.open_requests -= 1
+            return
+        if BatchService.serves(path):
+            await self.batches.handle(scope, receive, send, path, method)
             return
         if method in ("GET", "HEAD"):
             if path in ("/health", "/healthz", "/v1/health"):

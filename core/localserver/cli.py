@@ -197,12 +197,51 @@ def build_parser(prog: str = "fanout serve") -> argparse.ArgumentParser:
         default=None,
         help="seed for latency and fault draws, for repeatable runs (default: random)",
     )
+    add_batch_arguments(parser, defaults)
     parser.add_argument(
         "--parent-watch",
         action="store_true",
         help="exit when stdin reaches end of file (for a server started by another process)",
     )
     return parser
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser, defaults: ServerConfig) -> None:
+    group = parser.add_argument_group("Batch API (files and batches endpoints)")
+    group.add_argument(
+        "--batch-time-scale",
+        type=_positive_seconds,
+        default=defaults.batch_time_scale,
+        metavar="X",
+        help="simulated seconds per real second (default: "
+        f"{defaults.batch_time_scale:g}, so the 24 h window lasts "
+        f"{24 * 3600 / defaults.batch_time_scale:g} s)",
+    )
+    group.add_argument(
+        "--batch-duration",
+        type=_seconds,
+        default=defaults.batch_duration,
+        metavar="SECONDS",
+        help=f"simulated seconds a batch takes (default: {defaults.batch_duration:g})",
+    )
+    for name, what in (
+        ("expire", "expire with half their lines unanswered"),
+        ("reject", "fail validation"),
+    ):
+        group.add_argument(
+            f"--batch-{name}-rate",
+            type=_fraction,
+            default=0.0,
+            metavar="F",
+            help=f"fraction of batches that {what} (default: 0)",
+        )
+    group.add_argument(
+        "--batch-line-error-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
+        help="fraction of batch lines answered 500 (default: 0)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -222,6 +261,11 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         invalid_rate=args.invalid_rate,
         timeout_seconds=args.timeout_seconds,
         seed=args.seed,
+        batch_time_scale=args.batch_time_scale,
+        batch_duration=args.batch_duration,
+        batch_expire_rate=args.batch_expire_rate,
+        batch_reject_rate=args.batch_reject_rate,
+        batch_line_error_rate=args.batch_line_error_rate,
         model=args.model,
         api_key=args.api_key,
     )

@@ -44,6 +44,13 @@ class ServerConfig:
     timeout_rate: float = 0.0
     invalid_rate: float = 0.0
     timeout_seconds: float = 120.0
+    batch_time_scale: float = 3600.0
+    """Batch API: simulated seconds per real second (3600: the 24 h window is 24 s)."""
+    batch_duration: float = 3600.0
+    """Batch API: simulated seconds a batch takes to answer its lines."""
+    batch_expire_rate: float = 0.0
+    batch_reject_rate: float = 0.0
+    batch_line_error_rate: float = 0.0
     seed: int | None = None
     model: str = DEFAULT_MODEL
     api_key: str | None = field(default=None, repr=False)
@@ -95,6 +102,7 @@ class ServerConfig:
                 "the fault rates (error, timeout, malformed, invalid) add up to "
                 f"{total:g}; one fault is drawn per request, so their sum must be at most 1"
             )
+        _check_batch(self)
         if self.seed is not None and not _is_int(self.seed):
             raise ConfigError(f"seed must be a whole number, got {self.seed!r}")
         if not isinstance(self.model, str) or not self.model.strip():
@@ -132,6 +140,19 @@ class ServerConfig:
                 repr(value) if isinstance(value, float) else str(value),
             ]
         return argv
+
+
+def _check_batch(config: ServerConfig) -> None:
+    if not _is_number(config.batch_time_scale) or config.batch_time_scale <= 0:
+        raise ConfigError(
+            f"batch time scale must be a number above 0, got {config.batch_time_scale!r}"
+        )
+    _check_seconds("batch duration", config.batch_duration)
+    for name in ("batch_expire_rate", "batch_reject_rate", "batch_line_error_rate"):
+        value = getattr(config, name)
+        if not _is_number(value) or not 0 <= value <= 1:
+            label = name.replace("_", " ")
+            raise ConfigError(f"{label} must be a fraction between 0 and 1, got {value!r}")
 
 
 def _is_int(value: object) -> bool:

@@ -112,7 +112,9 @@ class HistoryScreen(ModalScreen[HistoryChoice | None]):
                 str(info.failed),
                 str(info.cancelled),
                 str(info.pending),
-                LABELS.get(info.strategy, info.strategy),
+                "batch"
+                if info.options.get("via") == "batch"
+                else LABELS.get(info.strategy, info.strategy),
                 str(info.semaphore or "—"),
                 str(info.records),
                 Text(info.dataset_name),
