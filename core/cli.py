@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from core.cli_quality import add_gold_option, gold_from_args, quality_of, report_quality
 from core.dataset import Dataset, load_dataset
 from core.engine import ClientOptions, Engine
 from core.errors import ExportError, FanoutError
@@ -40,6 +41,7 @@ from core.options import (
     resolve_dataset,
     server_config_from_args,
 )
+from core.quality.gold import Gold
 from core.recorder import recording, run_meta
 from core.report import format_stats_line, progress_display, stats_table
 from core.results import Row
@@ -83,6 +85,7 @@ def run_parser(prog: str = "fanout run") -> argparse.ArgumentParser:
     parser.add_argument("--out", "-o", metavar="PATH", help="write results here (.csv or .jsonl)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_dataset_options(parser)
+    add_gold_option(parser)
     add_strategy_options(parser, default=DEFAULT_STRATEGY)
     add_endpoint_options(parser)
     add_simulator_options(parser)
@@ -110,6 +113,7 @@ def run_main(argv: Sequence[str]) -> int:
     args = run_parser().parse_args(argv)
     try:
         dataset, schema = load_inputs(args)
+        gold = gold_from_args(args, dataset, schema)
         store_path = None if args.no_store else resolve_store_path(args.store)
         out = None
         if args.out:  # checked now, not after the run has been paid for
@@ -119,7 +123,7 @@ def run_main(argv: Sequence[str]) -> int:
             for message in store.import_recoveries():
                 warn(message)
         try:
-            return asyncio.run(_run(args, dataset, schema, out, store))
+            return asyncio.run(_run(args, dataset, schema, out, store, gold))
         finally:
             if store is not None:
                 store.close()
@@ -133,6 +137,7 @@ async def _run(
     schema: type[BaseModel],
     out: Path | None,
     store: Store | None = None,
+    gold: Gold | None = None,
 ) -> int:
     choice = endpoint_from_args(args)
     async with Engine(
@@ -168,7 +173,7 @@ async def _run(
     unstored = recorder.problem() if recorder is not None else None
     if out is not None:
         try:
-            export_results(run.rows, schema, out, dataset.columns)
+            export_results(run.rows, schema, out, dataset.columns, gold)
         except ExportError as exc:
             if recorder is None:
                 raise
@@ -179,9 +184,10 @@ async def _run(
                 "OTHER.csv" + (f" --store {recorder.path}" if args.store else "")
             ) from None
     else:
-        sys.stdout.write(results_jsonl(run.rows))
+        sys.stdout.write(results_jsonl(run.rows, gold))
         sys.stdout.flush()
     print(format_stats_line(run.stats, out), file=sys.stderr)
+    report_quality(gold, run.rows, run.stats)
     note = guessed_note(run.rows)
     if note:
         print(f"fanout: note: {note}", file=sys.stderr)
@@ -291,6 +297,7 @@ def bench_parser(prog: str = "fanout bench") -> argparse.ArgumentParser:
         "the built-in simulator is restarted instead when it has limits",
     )
     add_dataset_options(parser)
+    add_gold_option(parser)
     add_strategy_options(parser, default=None, choose=False)
     add_endpoint_options(parser)
     add_simulator_options(parser)
@@ -315,7 +322,8 @@ def bench_main(argv: Sequence[str]) -> int:
     try:
         strategies = parse_strategies(args.strategies)
         dataset, schema = load_inputs(args)
-        results = asyncio.run(_bench(args, dataset, schema, strategies))
+        gold = gold_from_args(args, dataset, schema)
+        results = asyncio.run(_bench(args, dataset, schema, strategies, gold))
     except FanoutError as exc:
         return fail(str(exc))
     except KeyboardInterrupt:
@@ -323,14 +331,22 @@ def bench_main(argv: Sequence[str]) -> int:
     if args.json:
         print(json.dumps([entry for entry, _ in results], indent=2))
     else:
-        stats_table([stats for _, stats in results], ideal=[e.get("ideal_s") for e, _ in results])
+        stats_table(
+            [stats for _, stats in results],
+            ideal=[e.get("ideal_s") for e, _ in results],
+            quality=[e.get("quality") for e, _ in results] if gold is not None else None,
+        )
     return (
         EXIT_OK if all(s.failed == 0 and s.cancelled == 0 for _, s in results) else EXIT_ROWS_FAILED
     )
 
 
 async def _bench(
-    args: argparse.Namespace, dataset: Dataset, schema: type[BaseModel], strategies: list[str]
+    args: argparse.Namespace,
+    dataset: Dataset,
+    schema: type[BaseModel],
+    strategies: list[str],
+    gold: Gold | None = None,
 ) -> list[tuple[dict[str, Any], RunStats]]:
     server = server_config_from_args(args)
     choice = endpoint_from_args(args)
@@ -363,6 +379,9 @@ async def _bench(
                 with quiet_gc():
                     stats = await run.execute()
             entry = bench_entry(stats, repeat, dataset, engine, server)
+            summary = quality_of(gold, run.rows, stats)
+            if summary is not None:
+                entry["quality"] = summary.to_dict()
             results.append((entry, stats))
             print(format_stats_line(stats, None), file=sys.stderr)
     finally:

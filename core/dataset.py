@@ -126,7 +126,7 @@ def load_dataset(
         hint = f" ({skipped} had empty text)" if skipped else ""
         raise DatasetError(f"{path}: no records found{hint}; add at least one line of text")
     records = _number(path, rows)
-    records, columns, gold = take_gold(records, columns)
+    records, input_names, gold = take_gold(records, columns)
     warnings: tuple[str, ...] = ()
     if skipped:
         warnings = (f"{path.name}: skipped {skipped} record(s) with empty text",)
@@ -135,7 +135,7 @@ def load_dataset(
         format=fmt,
         text_column=None if fmt == "txt" else (text_column or "text"),
         records=records,
-        columns=tuple(columns),
+        columns=input_names,
         warnings=warnings,
         id_column=ids.name if ids.found else None,
         gold=gold,

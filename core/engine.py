@@ -36,6 +36,7 @@ from core.extract import Extractor, RetryPolicy
 from core.failures import classify
 from core.fairshare import DEFAULT_BUDGET_S, FairShare
 from core.localserver import LocalServer, ServerConfig
+from core.localserver.profiles import PROFILES
 from core.prepared import PreparedRequest, default_max_tokens
 from core.prices import FREE, Price, load_prices, price_for, user_prices_path
 from core.ratelimit import Budget, ClientRateLimit
@@ -223,8 +224,11 @@ class Engine:
         return []
 
     def price(self) -> Price | None:
-        """The endpoint model's price (the simulator is free); None when unknown."""
+        """The endpoint model's price (the simulator is free, but for its named profiles,
+        which have made-up prices for the demo); None when unknown."""
         if self.endpoint.is_simulator:
+            if self.endpoint.model in PROFILES:
+                return price_for(self.endpoint.model, self._prices) or FREE
             return FREE
         return price_for(self.endpoint.model, self._prices)
 

@@ -245,7 +245,8 @@ def _check_model(
 @functools.lru_cache(maxsize=512)
 def _adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
     """One adapter per field (building one costs far more than using it)."""
-    return TypeAdapter(model.model_fields[name].annotation)
+    annotation: Any = model.model_fields[name].annotation
+    return TypeAdapter(annotation)
 
 
 def _short(value: Any) -> str:
