@@ -6,6 +6,7 @@ from typing import Any
 
 from textual.widgets import DataTable
 
+from core.quality.report import QualitySummary, percent
 from core.stats import RunStats
 from core.strategies import LABELS
 from tui.units import secs
@@ -13,6 +14,7 @@ from tui.units import secs
 COLUMNS = (
     ("#", 3),
     ("strategy", 24),
+    ("model", 12),
     ("semaphore", 9),
     ("rows", 6),
     ("ok", 6),
@@ -21,12 +23,15 @@ COLUMNS = (
     ("elapsed", 9),
     ("first result", 12),
     ("rows/s", 8),
+    ("accuracy", 8),
+    ("correct/s", 9),
     ("p50", 8),
     ("p95", 8),
     ("max in flight", 13),
     ("wait sem/lim", 12),
     ("tokens", 8),
     ("cost", 9),
+    ("$/correct", 10),
     ("note", 24),
 )
 
@@ -38,6 +43,14 @@ def waits(stats: RunStats) -> str:
     return f"{short_secs(stats.p50_wait_sem_s)} / {short_secs(stats.p50_wait_limiter_s)}"
 
 
+def per_correct(quality: QualitySummary | None) -> str:
+    """Cost per correct row, to 2 significant figures (a simulator's $0 shows as $0)."""
+    if quality is None or quality.cost_per_correct_usd is None:
+        return "—"
+    value = quality.cost_per_correct_usd
+    return "$0" if value == 0 else f"${value:.2g}"
+
+
 def short_secs(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
@@ -46,13 +59,24 @@ class RunsTable(DataTable[Any]):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.history: list[tuple[str, RunStats]] = []
+        self.quality: list[QualitySummary | None] = []
 
     def on_mount(self) -> None:
         for label, width in COLUMNS:
             self.add_column(label, width=width)
 
-    def add_stats(self, dataset: str, stats: RunStats) -> None:
+    def add_stats(
+        self,
+        dataset: str,
+        stats: RunStats,
+        *,
+        quality: QualitySummary | None = None,
+        model: str = "",
+    ) -> None:
+        """One run; ``quality`` (with gold labels) fills accuracy, correct rows/s ("goodput")
+        and cost per correct row, ``model`` the model it ran on."""
         self.history.append((dataset, stats))
+        self.quality.append(quality)
         number = len(self.history)
         note = stats.stopped_reason or ""
         if stats.errors_by_kind:
@@ -61,6 +85,7 @@ class RunsTable(DataTable[Any]):
         self.add_row(
             str(number),
             LABELS.get(stats.strategy, stats.strategy),
+            model or "—",
             str(stats.concurrency) if stats.concurrency else "—",
             str(stats.records),
             str(stats.ok),
@@ -69,12 +94,15 @@ class RunsTable(DataTable[Any]):
             secs(stats.elapsed_s),
             secs(stats.first_result_s),
             f"{stats.throughput_rps:.1f}",
+            percent(quality.accuracy) if quality else "—",
+            f"{quality.goodput_rps:.1f}" if quality and quality.goodput_rps is not None else "—",
             secs(stats.p50_latency_s),
             secs(stats.p95_latency_s),
             str(stats.max_in_flight),
             waits(stats),
             f"{stats.total_tokens:,}",
             f"${stats.cost_usd:.4f}",
+            per_correct(quality),
             note,
             key=str(number),
         )
