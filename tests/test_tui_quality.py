@@ -82,13 +82,14 @@ async def test_two_models_compared_on_accuracy_and_cost(size: tuple[int, int]) -
         assert careful.accuracy == 1.0 and fast.accuracy is not None and fast.accuracy < 1.0
         assert careful.cost_per_correct_usd > fast.cost_per_correct_usd > 0
         cells = [table.get_row_at(i) for i in range(2)]
-        assert [c[2] for c in cells] == ["sim-fast", "sim-careful"]
-        assert cells[1][11] == "100.0%"
+        assert [c[1] for c in cells] == ["sim-fast", "sim-careful"]
+        assert cells[1][2] == "100.0%"
         # the panel shows the last run (sim-careful: every field right)
         if size == (160, 48) or size == (120, 36):
-            assert app.query_one("#quality-side", QualityPanel).display
+            assert app.query_one("#quality-side", QualityPanel).region.height > 2
             assert "100.0%" in panel_text(app, "quality-side")
         else:
+            assert app.query_one("#quality-side", QualityPanel).region.height == 0  # folded
             await pilot.press("t", "t", "t")  # results -> chart -> runs -> quality
             assert app.view == "quality"
             assert app.query_one("#quality-view", QualityPanel).region.height > 2
@@ -120,3 +121,32 @@ async def test_panel_worst_first_wrong_filter_and_the_field_diff() -> None:
         await pilot.press("escape")
         await pilot.press("w")
         await wait_for(pilot, lambda: len(results.rows) == 1000)
+
+
+async def test_palette_sets_model_and_mode_and_compare_sweeps_the_models() -> None:
+    app = make_app("people.csv")
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        await pilot.press(*"Set model to sim-careful")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.chosen_model() == "sim-careful")
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        await pilot.press(*"Set mode to json_schema")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.chosen_mode() == "json_schema")
+        app.action_compare_models()
+        table = app.query_one(RunsTable)
+        await wait_for(pilot, lambda: len(table.history) == 3, timeout=90)
+        await wait_for(pilot, lambda: not app.running)
+        models = [table.get_row_at(i)[1] for i in range(3)]
+        assert models == ["sim-careful", "fanout-sim", "sim-fast"]  # the chosen one first
+        by_model = dict(zip(models, table.quality, strict=True))
+        assert by_model["sim-careful"].accuracy == by_model["fanout-sim"].accuracy == 1.0
+        assert by_model["fanout-sim"].cost_per_correct_usd == 0
+        assert (
+            by_model["sim-careful"].cost_per_correct_usd > by_model["sim-fast"].cost_per_correct_usd
+        )

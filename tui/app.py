@@ -40,7 +40,7 @@ from core.runner import Run
 from core.stats import compute_stats
 from core.store import RunInfo, Store
 from core.strategies import ARTICLE_STRATEGIES, LABELS, STRATEGIES, USES_CONCURRENCY
-from tui.commands import FanoutCommands
+from tui.commands import FanoutCommands, ModelCommands
 from tui.layout import (
     HORIZONTAL_BREAKPOINTS,
     VERTICAL_BREAKPOINTS,
@@ -145,7 +145,7 @@ class FanoutApp(QualityMixin, App[int]):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
-    COMMANDS = App.COMMANDS | {FanoutCommands}
+    COMMANDS = App.COMMANDS | {FanoutCommands, ModelCommands}
     HORIZONTAL_BREAKPOINTS = HORIZONTAL_BREAKPOINTS
     VERTICAL_BREAKPOINTS = VERTICAL_BREAKPOINTS
     IDLE_ONLY = frozenset(
@@ -268,7 +268,7 @@ class FanoutApp(QualityMixin, App[int]):
         self.query_one(StatsBar).show_limits(limits_label(self.engine.options))
         self._show_header(starting=True)
         for panel in self.query(QualityPanel):
-            panel.border_title = "quality: accuracy per field, worst first"
+            panel.border_title = "quality vs gold, worst first"
         self.load_gold()
         self.set_interval(TICK_SECONDS, self._tick)
         self._engine_ready = asyncio.get_running_loop().create_future()

@@ -71,7 +71,7 @@ class QualityMixin:
         for panel in self.query(QualityPanel):
             panel.show(self.tally if self.tally is not None else None)
         side = self.query_one("#quality-side", QualityPanel)
-        side.display = self.gold is not None
+        side.set_class(self.gold is None, "-no-gold")
         if self.gold is not None and self.tally is None:
             side.show(QualityTally(self.gold))
 

@@ -19,10 +19,10 @@ def quality_text(tally: QualityTally | None, width: int) -> Text:
     """The panel's lines at ``width`` columns: rows correct, then one bar per field."""
     text = Text(no_wrap=True, overflow="ellipsis")
     if tally is None:
-        text.append("no gold labels: add expected.<field> columns (README, Quality)", "dim")
+        text.append("no gold labels (README: Quality)", "dim")
         return text
     if not tally.rows:
-        text.append(f"{len(tally.gold):,} gold labels · waiting for rows", style="dim")
+        text.append(f"{len(tally.gold):,} gold labels; no rows yet", style="dim")
         return text
     accuracy = tally.accuracy
     text.append("rows correct ", style="bold")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from textual.widgets import DataTable
@@ -13,8 +14,11 @@ from tui.units import secs
 
 COLUMNS = (
     ("#", 3),
-    ("strategy", 24),
     ("model", 12),
+    ("accuracy", 8),
+    ("correct/s", 9),
+    ("$/correct", 9),
+    ("strategy", 24),
     ("semaphore", 9),
     ("rows", 6),
     ("ok", 6),
@@ -23,15 +27,12 @@ COLUMNS = (
     ("elapsed", 9),
     ("first result", 12),
     ("rows/s", 8),
-    ("accuracy", 8),
-    ("correct/s", 9),
     ("p50", 8),
     ("p95", 8),
     ("max in flight", 13),
     ("wait sem/lim", 12),
     ("tokens", 8),
     ("cost", 9),
-    ("$/correct", 10),
     ("note", 24),
 )
 
@@ -48,7 +49,10 @@ def per_correct(quality: QualitySummary | None) -> str:
     if quality is None or quality.cost_per_correct_usd is None:
         return "—"
     value = quality.cost_per_correct_usd
-    return "$0" if value == 0 else f"${value:.2g}"
+    if value <= 0:
+        return "$0"
+    digits = max(2, 1 - math.floor(math.log10(value)))
+    return f"${value:.{digits}f}"
 
 
 def short_secs(value: float | None) -> str:
@@ -84,8 +88,11 @@ class RunsTable(DataTable[Any]):
             note = f"{kinds}; {note}" if note else kinds
         self.add_row(
             str(number),
-            LABELS.get(stats.strategy, stats.strategy),
             model or "—",
+            percent(quality.accuracy) if quality else "—",
+            f"{quality.goodput_rps:.1f}" if quality and quality.goodput_rps is not None else "—",
+            per_correct(quality),
+            LABELS.get(stats.strategy, stats.strategy),
             str(stats.concurrency) if stats.concurrency else "—",
             str(stats.records),
             str(stats.ok),
@@ -94,15 +101,12 @@ class RunsTable(DataTable[Any]):
             secs(stats.elapsed_s),
             secs(stats.first_result_s),
             f"{stats.throughput_rps:.1f}",
-            percent(quality.accuracy) if quality else "—",
-            f"{quality.goodput_rps:.1f}" if quality and quality.goodput_rps is not None else "—",
             secs(stats.p50_latency_s),
             secs(stats.p95_latency_s),
             str(stats.max_in_flight),
             waits(stats),
             f"{stats.total_tokens:,}",
             f"${stats.cost_usd:.4f}",
-            per_correct(quality),
             note,
             key=str(number),
         )
