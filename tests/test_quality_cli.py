@@ -209,3 +209,21 @@ def test_bench_reports_accuracy_and_goodput(
     )  # fmt: skip
     assert code == 0, err
     assert "accuracy" in out and "100.0%" in out and "correct/s" in out
+
+
+def test_export_from_the_store_scores_against_a_gold_file(
+    capsys: pytest.CaptureFixture[str], people: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "runs.sqlite3"
+    code, _, err = fanout(
+        capsys, "run", str(people), "--model", "sim-fast", "--latency", "0", "-q",
+        "--store", str(store), "--out", str(tmp_path / "run.csv"),
+    )  # fmt: skip
+    assert code == 0, err
+    out = tmp_path / "again.csv"
+    # the dataset itself is a gold file: its expected.<field> columns, keyed by id
+    code, _, err = fanout(
+        capsys, "export", "last", str(out), "--store", str(store), "--gold", str(people)
+    )
+    assert code == 0, err
+    assert read_csv(out) == read_csv(tmp_path / "run.csv")
