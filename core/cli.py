@@ -27,6 +27,7 @@ from core.errors import ExportError, FanoutError
 from core.export import export_results, results_jsonl
 from core.gctune import quiet_gc
 from core.localserver import ServerConfig
+from core.localserver.profiles import latency_factor
 from core.models import load_schema
 from core.options import (
     DEFAULT_STRATEGY,
@@ -404,7 +405,8 @@ def bench_entry(
     ideal = None
     if engine.endpoint.is_simulator and server.jitter == 0 and server.latency > 0:
         k = {"sequential": 1}.get(stats.strategy, stats.concurrency or stats.records)
-        ideal = ideal_elapsed(stats.records, k, server.latency)
+        latency = server.latency * latency_factor(engine.endpoint.model)  # a named profile's
+        ideal = ideal_elapsed(stats.records, k, latency)
     entry["ideal_s"] = ideal
     entry["vs_ideal"] = stats.elapsed_s / ideal if ideal else None
     return entry

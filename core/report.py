@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from core.quality.report import short_usd
 from core.runner import Run
 from core.stats import RunStats
 from core.strategies import LABELS
@@ -114,7 +115,7 @@ def quality_cells(quality: dict[str, Any] | None) -> list[str]:
     return [
         "—" if accuracy is None else f"{accuracy:.1%}",
         "—" if rate is None else f"{rate:.1f}",
-        "—" if cost is None else f"${cost:.6f}",
+        short_usd(cost),
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,16 @@ def summarize(tally: QualityTally, stats: RunStats) -> QualitySummary:
     )
 
 
+def short_usd(value: float | None) -> str:
+    """Dollars to two significant figures, without an exponent ($0.000012, $0.50)."""
+    if value is None:
+        return "—"
+    if value <= 0:
+        return "$0"
+    digits = max(2, 1 - math.floor(math.log10(value)))
+    return f"${value:.{digits}f}"
+
+
 def percent(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
 
@@ -63,5 +74,5 @@ def field_table(tally: QualityTally) -> str:
             *(str(t.outcomes[o]) for o in (CORRECT, WRONG, MISSING, EXTRA, FAILED)),
             percent(t.f1) if t.is_list else "",
         ]
-        lines.append("  ".join([t.label.ljust(width), *(c.rjust(8) for c in cells)]))
+        lines.append("  ".join([t.label.ljust(width), *(c.rjust(8) for c in cells)]).rstrip())
     return "\n".join(lines)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from textual.widgets import DataTable
 
-from core.quality.report import QualitySummary, percent
+from core.quality.report import QualitySummary, percent, short_usd
 from core.stats import RunStats
 from core.strategies import LABELS
 from tui.units import secs
@@ -46,13 +45,7 @@ def waits(stats: RunStats) -> str:
 
 def per_correct(quality: QualitySummary | None) -> str:
     """Cost per correct row, to 2 significant figures (a simulator's $0 shows as $0)."""
-    if quality is None or quality.cost_per_correct_usd is None:
-        return "—"
-    value = quality.cost_per_correct_usd
-    if value <= 0:
-        return "$0"
-    digits = max(2, 1 - math.floor(math.log10(value)))
-    return f"${value:.{digits}f}"
+    return short_usd(quality.cost_per_correct_usd if quality is not None else None)
 
 
 def short_secs(value: float | None) -> str:
