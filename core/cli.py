@@ -482,6 +482,12 @@ def export_main(argv: Sequence[str]) -> int:
     return main(argv)
 
 
+def diff_main(argv: Sequence[str]) -> int:
+    from core.cli_quality import diff_main as main
+
+    return main(argv)
+
+
 def resume_main(argv: Sequence[str]) -> int:
     from core.cli_store import resume_main as main
 
@@ -496,6 +502,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "export": (export_main, "export a recorded run's results to .csv or .jsonl"),
     "resume": (resume_main, "finish a recorded run: send only the rows not yet ok"),
     "probe": (probe_main, "which modes an endpoint accepts and answers validly"),
+    "diff": (diff_main, "compare two recorded runs field by field: where they disagree"),
 }
 
 

@@ -227,3 +227,35 @@ def test_export_from_the_store_scores_against_a_gold_file(
     )
     assert code == 0, err
     assert read_csv(out) == read_csv(tmp_path / "run.csv")
+
+
+def test_diff_two_stored_runs_field_by_field(
+    capsys: pytest.CaptureFixture[str], people: Path, tmp_path: Path
+) -> None:
+    store = tmp_path / "runs.sqlite3"
+    lines = {}
+    for model in ("sim-fast", "sim-careful"):
+        out = tmp_path / f"{model}.jsonl"
+        code, _, err = fanout(
+            capsys, "run", str(people), "--model", model, "--latency", "0", "-q",
+            "--store", str(store), "--out", str(out),
+        )  # fmt: skip
+        assert code == 0, err
+        lines[model] = {x["id"]: x for x in map(json.loads, out.read_text().splitlines())}
+    code, listing, _ = fanout(capsys, "runs", "--store", str(store), "--json")
+    ids = [run["id"] for run in json.loads(listing)]  # newest first: careful, fast
+    code, out, err = fanout(capsys, "diff", ids[1], ids[0], "--store", str(store), "--json")
+    assert code == 0, err
+    found = [json.loads(x) for x in out.splitlines()]
+    # sim-careful is right on every row, so the two disagree exactly where sim-fast is wrong
+    wrong = {
+        (row_id, field)
+        for row_id, line in lines["sim-fast"].items()
+        for field, right in line["correct_fields"].items()
+        if not right
+    }
+    assert {(d["id"], d["field"]) for d in found} == wrong and wrong
+    for d in found:
+        assert d["a"] == lines["sim-fast"][d["id"]]["data"][d["field"]]
+        assert d["b"] == lines["sim-careful"][d["id"]]["data"][d["field"]]
+    assert f"{len({r for r, _ in wrong})} of 40 shared rows differ" in err

@@ -247,3 +247,26 @@ def test_tally_counts_live_and_worst_first() -> None:
     assert (tally.rows, tally.correct_rows) == (3, 2)
     assert goodput(2, 4.0) == 0.5 and goodput(2, 0) is None
     assert cost_per_correct(0.3, 2) == pytest.approx(0.15) and cost_per_correct(1.0, 0) is None
+
+
+def test_diff_runs_normalised_and_by_status() -> None:
+    from core.quality.diff import diff_runs, rows_that_differ
+
+    left = [
+        _row("1", {"id": "A", "status": "paid", "total": "3", "tags": ["x", "y"]}),
+        _row("2", {"id": "B", "status": "open", "total": "1"}),
+        _row("3", None, Status.FAILED),
+        _row("4", {"id": "D", "status": "open", "total": "1"}),
+    ]
+    right = [
+        _row("1", {"id": " a", "status": "paid", "total": "3.0", "tags": ["Y", "x"]}),
+        _row("2", {"id": "B", "status": "paid", "total": "1", "customer": {"name": "Z"}}),
+        _row("3", {"id": "C", "status": "open", "total": "1"}),
+    ]
+    found = diff_runs(left, right, Invoice)
+    assert [(d.row_id, d.field, d.left, d.right) for d in found] == [
+        ("2", "status", "open", "paid"),
+        ("2", "customer.name", None, "Z"),
+        ("3", "status", "failed", "ok"),
+    ]
+    assert rows_that_differ(found) == ["2", "3"]
