@@ -4,6 +4,8 @@ runs table's accuracy / goodput / cost per correct row, and models as run parame
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 from textual.widgets import OptionList, Static
 
@@ -15,6 +17,7 @@ from core.options import bundled_datasets_dir
 from tests.tui_support import wait_for
 from tui.app import FanoutApp
 from tui.screens.detail import RowDetailScreen
+from tui.screens.export import ExportChoice
 from tui.screens.run_params import RunParamsScreen
 from tui.settings import DashboardSettings
 from tui.widgets.quality_panel import QualityPanel
@@ -96,7 +99,7 @@ async def test_two_models_compared_on_accuracy_and_cost(size: tuple[int, int]) -
             assert "rows correct" in panel_text(app, "quality-view")
 
 
-async def test_panel_worst_first_wrong_filter_and_the_field_diff() -> None:
+async def test_panel_worst_first_wrong_filter_and_the_field_diff(tmp_path) -> None:
     app = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await pick(pilot, app, "model", "sim-fast")
@@ -121,6 +124,13 @@ async def test_panel_worst_first_wrong_filter_and_the_field_diff() -> None:
         await pilot.press("escape")
         await pilot.press("w")
         await wait_for(pilot, lambda: len(results.rows) == 1000)
+        # the dashboard's export carries the same flags as the tally
+        out = tmp_path / "dash.csv"
+        app._export(ExportChoice(out, "results"))
+        with out.open(encoding="utf-8", newline="") as handle:
+            exported = list(csv.DictReader(handle))
+        assert sum(row["correct"] == "false" for row in exported) == wrong
+        assert not any(name.startswith("input.") for name in exported[0])
 
 
 async def test_palette_sets_model_and_mode_and_compare_sweeps_the_models() -> None:
@@ -143,7 +153,7 @@ async def test_palette_sets_model_and_mode_and_compare_sweeps_the_models() -> No
         await wait_for(pilot, lambda: len(table.history) == 3, timeout=90)
         await wait_for(pilot, lambda: not app.running)
         models = [table.get_row_at(i)[1] for i in range(3)]
-        assert models == ["sim-careful", "fanout-sim", "sim-fast"]  # the chosen one first
+        assert models == ["fanout-sim", "sim-fast", "sim-careful"]  # as /v1/models lists them
         by_model = dict(zip(models, table.quality, strict=True))
         assert by_model["sim-careful"].accuracy == by_model["fanout-sim"].accuracy == 1.0
         assert by_model["fanout-sim"].cost_per_correct_usd == 0

@@ -106,7 +106,8 @@ class QualityMixin:
 
     async def fetch_models(self: FanoutApp) -> list[str]:
         """The endpoint's /v1/models (the simulator lists its profiles), else the priced
-        models; the current model first. Never raises: a list it cannot read is empty."""
+        models, and the current one if neither has it. Never raises: a list it cannot
+        read is empty."""
         listed: list[str] = []
         try:
             await self._ready_engine()
@@ -130,7 +131,7 @@ class QualityMixin:
             prices = getattr(self.engine, "_prices", None) or {}
             listed = list(prices)
         current = self.chosen_model()
-        self.model_choices = list(dict.fromkeys([current, *listed]))
+        self.model_choices = list(dict.fromkeys([*listed, current]))  # a stable order
         return self.model_choices
 
     def describe_model(self: FanoutApp, model: str) -> str:
