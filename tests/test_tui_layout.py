@@ -15,9 +15,9 @@ from tui.screens.export import ExportScreen
 from tui.screens.help import HelpScreen
 from tui.screens.history import HistoryScreen
 from tui.screens.limits import LimitsScreen
-from tui.screens.run_params import RunParamsScreen
 from tui.screens.open_dataset import OpenDatasetScreen
 from tui.screens.quit import QuitScreen
+from tui.screens.run_params import RunParamsScreen
 from tui.widgets.chart import InFlightChart
 from tui.widgets.controls import ControlsLine, StrategyPicker
 from tui.widgets.header import DatasetBar

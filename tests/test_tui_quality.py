@@ -18,6 +18,7 @@ from tests.tui_support import wait_for
 from tui.app import FanoutApp
 from tui.screens.detail import RowDetailScreen
 from tui.screens.export import ExportChoice
+from tui.screens.run_diff import RunDiffScreen
 from tui.screens.run_params import RunParamsScreen
 from tui.settings import DashboardSettings
 from tui.widgets.quality_panel import QualityPanel
@@ -87,6 +88,17 @@ async def test_two_models_compared_on_accuracy_and_cost(size: tuple[int, int]) -
         cells = [table.get_row_at(i) for i in range(2)]
         assert [c[1] for c in cells] == ["sim-fast", "sim-careful"]
         assert cells[1][2] == "100.0%"
+        # d: the two runs field by field; they differ exactly where the data differs
+        (_, fast_rows, _), (_, careful_rows, _) = app.recent_runs
+        careful_data = {row.id: row.data for row in careful_rows}
+        differing = sum(row.data != careful_data[row.id] for row in fast_rows)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDiffScreen))
+        shown = str(app.screen.query_one("#run-diff-text", Static).render())
+        assert f"{differing:,} of {len(fast_rows):,} rows differ" in shown
+        assert "#1 sim-fast vs #2 sim-careful" in shown
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not app.screen.is_modal)
         # the panel shows the last run (sim-careful: every field right)
         if size == (160, 48) or size == (120, 36):
             assert app.query_one("#quality-side", QualityPanel).region.height > 2

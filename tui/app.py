@@ -131,6 +131,7 @@ class FanoutApp(QualityMixin, App[int]):
         Binding("n", "next_failed", "Next failed", show=False, tooltip="jump to a failed row"),
         Binding("w", "wrong_only", "Wrong", show=False, tooltip="only rows not matching gold"),
         Binding("m", "run_params", "Model", show=False, tooltip="model and mode of next runs"),
+        Binding("d", "diff_runs", "Diff", show=False, tooltip="the last two runs, field by field"),
         Binding("e", "export", "Export", tooltip="export results or runs to CSV/JSONL"),
         Binding("h", "history", "Past runs", tooltip="open or resume a recorded run"),
         Binding("o", "open_dataset", "Open", show=False, tooltip="open another dataset"),
@@ -832,6 +833,8 @@ class FanoutApp(QualityMixin, App[int]):
                         self.notify(unstored, title="run store", severity="error", timeout=60)
                 feed.close()
                 self._drain(feed)
+        number = len(self.query_one(RunsTable).history) + 1
+        self.keep_run(f"#{number} {model or engine.endpoint.model}", run.rows, schema)
         self.query_one(RunsTable).add_stats(
             visible(dataset_name),
             stats,

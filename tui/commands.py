@@ -62,6 +62,9 @@ def palette_commands() -> Iterator[PaletteCommand]:
     )
     yield PaletteCommand("Model and mode for the next runs", "key m", "run_params")
     yield PaletteCommand(
+        "Diff the last two runs, field by field", "rows where they disagree, key d", "diff_runs"
+    )
+    yield PaletteCommand(
         "Compare models", "run the selected strategy on each listed model", "compare_models"
     )
     for mode in MODES:

@@ -9,16 +9,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
 from textual import work
 
 from core.client import MODES
 from core.errors import FanoutError
 from core.localserver.profiles import PROFILES
+from core.quality.diff import diff_runs
 from core.quality.gold import Gold, gold_for
 from core.quality.report import QualitySummary, summarize
 from core.quality.tally import QualityTally
 from core.results import Row
 from core.stats import RunStats
+from tui.screens.run_diff import RunDiffScreen, diff_text
 from tui.screens.run_params import RunParam, RunParamsScreen
 from tui.widgets.quality_panel import QualityPanel
 
@@ -37,6 +40,8 @@ class QualityMixin:
     """The model the next runs use when not the endpoint's (a run parameter)."""
     run_mode: str | None = None
     model_choices: list[str] = []
+    recent_runs: list[tuple[str, Sequence[Row], type[BaseModel]]] = []
+    """The last two runs' (label, rows, schema), for "diff the last two runs"."""
 
     # -- gold and the tally ---------------------------------------------------------
 
@@ -77,6 +82,22 @@ class QualityMixin:
 
     def quality_summary(self: FanoutApp, stats: RunStats) -> QualitySummary | None:
         return summarize(self.tally, stats) if self.tally is not None else None
+
+    def keep_run(self: FanoutApp, label: str, rows: Sequence[Row], schema: type[BaseModel]) -> None:
+        self.recent_runs = [*self.recent_runs[-1:], (label, rows, schema)]
+
+    def action_diff_runs(self: FanoutApp) -> None:
+        """Compare the last two runs field by field (the rows where they disagree)."""
+        if len(self.recent_runs) < 2:
+            self.notify("diff needs two runs: run twice (another model, say)", timeout=4)
+            return
+        (left, left_rows, schema), (right, right_rows, other) = self.recent_runs
+        if schema is not other:
+            self.notify("the last two runs have different schemas", severity="warning")
+            return
+        differences = diff_runs(left_rows, right_rows, schema)
+        shared = len({r.id for r in left_rows} & {r.id for r in right_rows})
+        self.push_screen(RunDiffScreen(diff_text(left, right, differences, shared)))
 
     # -- the wrong-rows filter ------------------------------------------------------
 
