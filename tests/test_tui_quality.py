@@ -172,3 +172,26 @@ async def test_palette_sets_model_and_mode_and_compare_sweeps_the_models() -> No
         assert (
             by_model["sim-careful"].cost_per_correct_usd > by_model["sim-fast"].cost_per_correct_usd
         )
+
+
+async def test_dashboard_gold_file_and_a_bad_one(capsys, tmp_path) -> None:
+    from tests.test_cli import assert_one_error, fanout
+    from tui.__main__ import dashboard_parser
+    from tui.app import app_from_args
+
+    data = tmp_path / "plain.csv"
+    data.write_text('id,text\na,My name is Ann and I am 30 years old\nb,"I\'m Bo, 41."\n')
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "name": "Ann", "age": "thirty"}\n')
+    code, _, err = fanout(capsys, str(data), "--gold", str(bad), "--local")
+    assert_one_error(code, err, "row a", "expected.age", "does not fit the schema")
+    good = tmp_path / "gold.jsonl"
+    good.write_text('{"id": "a", "name": "Ann", "age": 30}\n{"id": "b", "name": "Bo", "age": 41}\n')
+    args = dashboard_parser().parse_args(
+        [str(data), "--gold", str(good), "--local", "--latency", "0", "--no-store"]
+    )
+    app = app_from_args(args, data)
+    async with app.run_test(size=(120, 36)) as pilot:
+        assert app.gold is not None and app.gold.source == str(good) and len(app.gold) == 2
+        await run_once(pilot, app, 0)
+        assert app.tally is not None and (app.tally.rows, app.tally.correct_rows) == (2, 2)

@@ -33,7 +33,7 @@ from core.errors import FanoutError
 from core.export import export_results, export_runs
 from core.gctune import quiet_gc
 from core.models import BUILTIN_MODELS, load_schema
-from core.quality.gold import Gold
+from core.quality.gold import Gold, gold_for
 from core.recorder import RunRecorder, merge_rows, run_meta
 from core.results import Row, Status
 from core.runner import Run
@@ -495,6 +495,7 @@ class FanoutApp(QualityMixin, App[int]):
             text_column=dataset.text_column,
             id_column=dataset.id_column,
             schema=choice.schema_spec,
+            gold=None,  # a --gold file belongs to the dataset it was given with
         )
         self.shown = None
         table = self.query_one(ResultsTable)
@@ -959,4 +960,7 @@ def app_from_args(args: argparse.Namespace, dataset_path: Path) -> FanoutApp:
     """Build the app from command-line options; FanoutError for bad input."""
     settings = settings_from_args(args, dataset_path)
     dataset, schema = load_for_dashboard(settings)
+    gold_for(  # a gold label that does not fit is one error line, before the dashboard
+        schema, dataset.gold, (r.id for r in dataset.records), gold_file=settings.gold
+    )
     return FanoutApp(settings, dataset, schema)

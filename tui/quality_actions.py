@@ -51,7 +51,11 @@ class QualityMixin:
         self.tally = None
         try:
             self.gold = gold_for(
-                self.schema, self.dataset.gold, (r.id for r in self.dataset.records)
+                self.schema,
+                self.dataset.gold,
+                (r.id for r in self.dataset.records),
+                gold_file=self.settings.gold,
+                id_column=self.dataset.id_column,
             )
         except FanoutError as exc:
             self.notify(str(exc), title="gold labels", severity="error", timeout=20)
