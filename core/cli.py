@@ -290,6 +290,12 @@ def bench_parser(prog: str = "fanout bench") -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list, one object per run")
     parser.add_argument(
+        "--models",
+        metavar="LIST",
+        help="a comma-separated list of models to run each strategy on (e.g. "
+        "sim-fast,sim-careful); default: --model",
+    )
+    parser.add_argument(
         "--cooldown",
         type=non_negative_float,
         default=0.0,
@@ -336,6 +342,7 @@ def bench_main(argv: Sequence[str]) -> int:
             [stats for _, stats in results],
             ideal=[e.get("ideal_s") for e, _ in results],
             quality=[e.get("quality") for e, _ in results] if gold is not None else None,
+            models=[e["model"] for e, _ in results] if args.models else None,
         )
     return (
         EXIT_OK if all(s.failed == 0 and s.cancelled == 0 for _, s in results) else EXIT_ROWS_FAILED
@@ -355,14 +362,20 @@ async def _bench(
     # Strategies must not inherit each other's rate-limit window: a limited
     # simulator starts fresh for each; another endpoint gets --cooldown.
     fresh = choice.kind == "local" and bool(server.rpm or server.tpm)
-    plan = [(repeat, strategy) for repeat in range(args.repeat) for strategy in strategies]
+    models = [m.strip() for m in (args.models or "").split(",") if m.strip()] or [None]
+    plan = [
+        (repeat, strategy, model)
+        for repeat in range(args.repeat)
+        for model in models
+        for strategy in strategies
+    ]
     results: list[tuple[dict[str, Any], RunStats]] = []
     engine = Engine(choice, server=server, options=options)
     try:
         await engine.start()
         for message in await engine.preflight(schema):
             warn(message)
-        for position, (repeat, strategy) in enumerate(plan):
+        for position, (repeat, strategy, model) in enumerate(plan):
             if position and fresh:
                 await engine.close()
                 engine = Engine(choice, server=server, options=options)
@@ -376,10 +389,11 @@ async def _bench(
                 strategy=strategy,
                 concurrency=args.concurrency,
                 max_error_rate=args.max_error_rate,
+                model=model,
             ) as run:
                 with quiet_gc():
                     stats = await run.execute()
-            entry = bench_entry(stats, repeat, dataset, engine, server)
+            entry = bench_entry(stats, repeat, dataset, engine, server, model)
             summary = quality_of(gold, run.rows, stats)
             if summary is not None:
                 entry["quality"] = summary.to_dict()
@@ -396,8 +410,11 @@ def bench_entry(
     dataset: Dataset,
     engine: Engine,
     server: ServerConfig,
+    model: str | None = None,
 ) -> dict[str, Any]:
+    model = model or engine.endpoint.model
     entry = stats.to_dict()
+    entry["model"] = model
     entry["concurrency"] = stats.concurrency
     entry["repeat"] = repeat + 1
     entry["dataset"] = dataset.name
@@ -405,7 +422,7 @@ def bench_entry(
     ideal = None
     if engine.endpoint.is_simulator and server.jitter == 0 and server.latency > 0:
         k = {"sequential": 1}.get(stats.strategy, stats.concurrency or stats.records)
-        latency = server.latency * latency_factor(engine.endpoint.model)  # a named profile's
+        latency = server.latency * latency_factor(model)  # a named profile's
         ideal = ideal_elapsed(stats.records, k, latency)
     entry["ideal_s"] = ideal
     entry["vs_ideal"] = stats.elapsed_s / ideal if ideal else None

@@ -123,10 +123,13 @@ def stats_table(
     stats: Sequence[RunStats],
     ideal: Sequence[float | None] | None = None,
     quality: Sequence[dict[str, Any] | None] | None = None,
+    models: Sequence[str] | None = None,
 ) -> None:
     """Print the article's table, measured; with ``quality`` (gold labels), accuracy,
     correct rows/s and cost per correct row beside the time."""
     table = Table(title="fanout bench", title_style="bold")
+    if models is not None:
+        table.add_column("model")
     table.add_column("strategy")
     table.add_column("semaphore", justify="right")
     table.add_column("elapsed", justify="right")
@@ -155,7 +158,8 @@ def stats_table(
         for name in ("accuracy", "correct/s", "$/correct"):
             table.add_column(name, justify="right")
     for i, item in enumerate(stats):
-        cells = [
+        cells = [*((models[i],) if models is not None else ())]
+        cells += [
             LABELS.get(item.strategy, item.strategy),
             str(item.concurrency) if item.concurrency else "—",
             seconds(item.elapsed_s),
@@ -184,5 +188,5 @@ def stats_table(
         table.add_row(*cells)
     console = Console()
     if not console.is_terminal:
-        console = Console(width=160)  # piped: keep the table on one line per run
+        console = Console(width=240)  # piped: keep the table on one line per run
     console.print(table)

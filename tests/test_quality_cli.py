@@ -259,3 +259,23 @@ def test_diff_two_stored_runs_field_by_field(
         assert d["a"] == lines["sim-fast"][d["id"]]["data"][d["field"]]
         assert d["b"] == lines["sim-careful"][d["id"]]["data"][d["field"]]
     assert f"{len({r for r, _ in wrong})} of 40 shared rows differ" in err
+
+
+def test_bench_sweeps_models_side_by_side(capsys: pytest.CaptureFixture[str], people: Path) -> None:
+    code, out, err = fanout(
+        capsys, "bench", str(people), "--strategies", "gather,sequential",
+        "--models", "sim-fast,sim-careful", "--latency", "0", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    entries = json.loads(out)
+    assert [(e["model"], e["strategy"]) for e in entries] == [
+        ("sim-fast", "gather"),
+        ("sim-fast", "sequential"),
+        ("sim-careful", "gather"),
+        ("sim-careful", "sequential"),
+    ]
+    accuracy = {(e["model"], e["strategy"]): e["quality"]["accuracy"] for e in entries}
+    # the answers depend on the model and the text only, not on the strategy
+    assert accuracy["sim-fast", "gather"] == accuracy["sim-fast", "sequential"] < 1.0
+    assert accuracy["sim-careful", "gather"] == 1.0
+    assert entries[2]["cost_usd"] > 10 * entries[0]["cost_usd"] > 0
