@@ -87,7 +87,7 @@ async def test_two_models_compared_on_accuracy_and_cost(size: tuple[int, int]) -
         assert careful.cost_per_correct_usd > fast.cost_per_correct_usd > 0
         cells = [table.get_row_at(i) for i in range(2)]
         assert [c[1] for c in cells] == ["sim-fast", "sim-careful"]
-        assert cells[1][2] == "100.0%"
+        assert cells[1][2] == "100.0%" and cells[1][5] == "tools"
         # d: the two runs field by field; they differ exactly where the data differs
         (_, fast_rows, _), (_, careful_rows, _) = app.recent_runs
         careful_data = {row.id: row.data for row in careful_rows}
@@ -195,3 +195,19 @@ async def test_dashboard_gold_file_and_a_bad_one(capsys, tmp_path) -> None:
         assert app.gold is not None and app.gold.source == str(good) and len(app.gold) == 2
         await run_once(pilot, app, 0)
         assert app.tally is not None and (app.tally.rows, app.tally.correct_rows) == (2, 2)
+
+
+async def test_compare_modes_runs_each_mode() -> None:
+    app = make_app("people.csv")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        await pilot.press(*"Compare modes")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        table = app.query_one(RunsTable)
+        await wait_for(pilot, lambda: len(table.history) == 4, timeout=90)
+        await wait_for(pilot, lambda: not app.running)
+        rows = [table.get_row_at(i) for i in range(4)]
+        assert [r[5] for r in rows] == ["tools", "json", "json_schema", "md_json"]
+        assert all(r[2] == "100.0%" for r in rows)  # fanout-sim answers right in every mode

@@ -163,6 +163,7 @@ class FanoutApp(QualityMixin, App[int]):
             "set_model",
             "set_mode",
             "compare_models",
+            "compare_modes",
         }
     )
     """Actions that cannot act during a run: shown disabled while one goes. Strategy and
@@ -841,6 +842,7 @@ class FanoutApp(QualityMixin, App[int]):
             stats,
             quality=self.quality_summary(stats) if tally is not None else None,
             model=visible(model or engine.endpoint.model),
+            mode=mode or self.settings.client.mode,
         )
         if stats.stopped_reason and stats.stopped_reason != "cancelled":
             self.notify(stats.stopped_reason, severity="warning", timeout=10)

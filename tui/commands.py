@@ -67,6 +67,9 @@ def palette_commands() -> Iterator[PaletteCommand]:
     yield PaletteCommand(
         "Compare models", "run the selected strategy on each listed model", "compare_models"
     )
+    yield PaletteCommand(
+        "Compare modes", "run the selected strategy and model in each mode", "compare_modes"
+    )
     for mode in MODES:
         yield PaletteCommand(
             f"Set mode to {mode}", "instructor mode, next runs", f"set_mode('{mode}')"

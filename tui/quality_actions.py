@@ -209,6 +209,13 @@ class QualityMixin:
         """Run the selected strategy once per model the endpoint lists (compare)."""
         self.sweep_models()
 
+    def action_compare_modes(self: FanoutApp) -> None:
+        """Run the selected strategy and model once per instructor mode."""
+        self.notify(f"compare modes: {', '.join(MODES)}", timeout=5)
+        self.start_plan(
+            [(self.strategy, self.concurrency, self.chosen_model(), mode) for mode in MODES]
+        )
+
     @work(group="params", exclusive=True, exit_on_error=False)
     async def pick_run_params(self: FanoutApp) -> None:
         await self._pick()

@@ -17,6 +17,7 @@ COLUMNS = (
     ("accuracy", 8),
     ("correct/s", 9),
     ("$/correct", 9),
+    ("mode", 11),
     ("strategy", 24),
     ("semaphore", 9),
     ("rows", 6),
@@ -69,9 +70,10 @@ class RunsTable(DataTable[Any]):
         *,
         quality: QualitySummary | None = None,
         model: str = "",
+        mode: str = "",
     ) -> None:
         """One run; ``quality`` (with gold labels) fills accuracy, correct rows/s ("goodput")
-        and cost per correct row, ``model`` the model it ran on."""
+        and cost per correct row, ``model`` and ``mode`` what it ran on."""
         self.history.append((dataset, stats))
         self.quality.append(quality)
         number = len(self.history)
@@ -85,6 +87,7 @@ class RunsTable(DataTable[Any]):
             percent(quality.accuracy) if quality else "—",
             f"{quality.goodput_rps:.1f}" if quality and quality.goodput_rps is not None else "—",
             per_correct(quality),
+            mode or "—",
             LABELS.get(stats.strategy, stats.strategy),
             str(stats.concurrency) if stats.concurrency else "—",
             str(stats.records),
