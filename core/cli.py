@@ -21,12 +21,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.batch.cli import add_batch_options, batch_server, bind, open_run, report, with_via
+from core.cli_quality import add_gold_option, gold_from_args, quality_of, report_quality
 from core.dataset import Dataset, load_dataset
 from core.engine import ClientOptions, Engine
 from core.errors import ExportError, FanoutError
 from core.export import export_results, results_jsonl
 from core.gctune import quiet_gc
 from core.localserver import ServerConfig
+from core.localserver.profiles import latency_factor
 from core.models import load_schema
 from core.options import (
     DEFAULT_STRATEGY,
@@ -41,6 +43,7 @@ from core.options import (
     resolve_dataset,
     server_config_from_args,
 )
+from core.quality.gold import Gold
 from core.recorder import recording, run_meta
 from core.report import format_stats_line, progress_display, stats_table
 from core.results import Row
@@ -84,6 +87,7 @@ def run_parser(prog: str = "fanout run") -> argparse.ArgumentParser:
     parser.add_argument("--out", "-o", metavar="PATH", help="write results here (.csv or .jsonl)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_dataset_options(parser)
+    add_gold_option(parser)
     add_strategy_options(parser, default=DEFAULT_STRATEGY)
     add_endpoint_options(parser)
     add_simulator_options(parser)
@@ -112,6 +116,7 @@ def run_main(argv: Sequence[str]) -> int:
     args = run_parser().parse_args(argv)
     try:
         dataset, schema = load_inputs(args)
+        gold = gold_from_args(args, dataset, schema)
         store_path = None if args.no_store else resolve_store_path(args.store)
         out = None
         if args.out:  # checked now, not after the run has been paid for
@@ -121,7 +126,7 @@ def run_main(argv: Sequence[str]) -> int:
             for message in store.import_recoveries():
                 warn(message)
         try:
-            return asyncio.run(_run(args, dataset, schema, out, store))
+            return asyncio.run(_run(args, dataset, schema, out, store, gold))
         finally:
             if store is not None:
                 store.close()
@@ -135,6 +140,7 @@ async def _run(
     schema: type[BaseModel],
     out: Path | None,
     store: Store | None = None,
+    gold: Gold | None = None,
 ) -> int:
     choice = endpoint_from_args(args)
     server = batch_server(server_config_from_args(args), args)
@@ -172,7 +178,7 @@ async def _run(
     unstored = recorder.problem() if recorder is not None else None
     if out is not None:
         try:
-            export_results(run.rows, schema, out, dataset.columns)
+            export_results(run.rows, schema, out, dataset.columns, gold)
         except ExportError as exc:
             if recorder is None:
                 raise
@@ -183,9 +189,10 @@ async def _run(
                 "OTHER.csv" + (f" --store {recorder.path}" if args.store else "")
             ) from None
     else:
-        sys.stdout.write(results_jsonl(run.rows))
+        sys.stdout.write(results_jsonl(run.rows, gold))
         sys.stdout.flush()
     print(format_stats_line(run.stats, out), file=sys.stderr)
+    report_quality(gold, run.rows, run.stats)
     note = guessed_note(run.rows)
     if note:
         print(f"fanout: note: {note}", file=sys.stderr)
@@ -294,6 +301,12 @@ def bench_parser(prog: str = "fanout bench") -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list, one object per run")
     parser.add_argument(
+        "--models",
+        metavar="LIST",
+        help="a comma-separated list of models to run each strategy on (e.g. "
+        "sim-fast,sim-careful); default: --model",
+    )
+    parser.add_argument(
         "--cooldown",
         type=non_negative_float,
         default=0.0,
@@ -302,6 +315,7 @@ def bench_parser(prog: str = "fanout bench") -> argparse.ArgumentParser:
         "the built-in simulator is restarted instead when it has limits",
     )
     add_dataset_options(parser)
+    add_gold_option(parser)
     add_strategy_options(parser, default=None, choose=False)
     add_endpoint_options(parser)
     add_simulator_options(parser)
@@ -326,7 +340,8 @@ def bench_main(argv: Sequence[str]) -> int:
     try:
         strategies = parse_strategies(args.strategies)
         dataset, schema = load_inputs(args)
-        results = asyncio.run(_bench(args, dataset, schema, strategies))
+        gold = gold_from_args(args, dataset, schema)
+        results = asyncio.run(_bench(args, dataset, schema, strategies, gold))
     except FanoutError as exc:
         return fail(str(exc))
     except KeyboardInterrupt:
@@ -334,14 +349,23 @@ def bench_main(argv: Sequence[str]) -> int:
     if args.json:
         print(json.dumps([entry for entry, _ in results], indent=2))
     else:
-        stats_table([stats for _, stats in results], ideal=[e.get("ideal_s") for e, _ in results])
+        stats_table(
+            [stats for _, stats in results],
+            ideal=[e.get("ideal_s") for e, _ in results],
+            quality=[e.get("quality") for e, _ in results] if gold is not None else None,
+            models=[e["model"] for e, _ in results] if args.models else None,
+        )
     return (
         EXIT_OK if all(s.failed == 0 and s.cancelled == 0 for _, s in results) else EXIT_ROWS_FAILED
     )
 
 
 async def _bench(
-    args: argparse.Namespace, dataset: Dataset, schema: type[BaseModel], strategies: list[str]
+    args: argparse.Namespace,
+    dataset: Dataset,
+    schema: type[BaseModel],
+    strategies: list[str],
+    gold: Gold | None = None,
 ) -> list[tuple[dict[str, Any], RunStats]]:
     server = server_config_from_args(args)
     choice = endpoint_from_args(args)
@@ -349,14 +373,20 @@ async def _bench(
     # Strategies must not inherit each other's rate-limit window: a limited
     # simulator starts fresh for each; another endpoint gets --cooldown.
     fresh = choice.kind == "local" and bool(server.rpm or server.tpm)
-    plan = [(repeat, strategy) for repeat in range(args.repeat) for strategy in strategies]
+    models = [m.strip() for m in (args.models or "").split(",") if m.strip()] or [None]
+    plan = [
+        (repeat, strategy, model)
+        for repeat in range(args.repeat)
+        for model in models
+        for strategy in strategies
+    ]
     results: list[tuple[dict[str, Any], RunStats]] = []
     engine = Engine(choice, server=server, options=options)
     try:
         await engine.start()
         for message in await engine.preflight(schema):
             warn(message)
-        for position, (repeat, strategy) in enumerate(plan):
+        for position, (repeat, strategy, model) in enumerate(plan):
             if position and fresh:
                 await engine.close()
                 engine = Engine(choice, server=server, options=options)
@@ -370,10 +400,14 @@ async def _bench(
                 strategy=strategy,
                 concurrency=args.concurrency,
                 max_error_rate=args.max_error_rate,
+                model=model,
             ) as run:
                 with quiet_gc():
                     stats = await run.execute()
-            entry = bench_entry(stats, repeat, dataset, engine, server)
+            entry = bench_entry(stats, repeat, dataset, engine, server, model)
+            summary = quality_of(gold, run.rows, stats)
+            if summary is not None:
+                entry["quality"] = summary.to_dict()
             results.append((entry, stats))
             print(format_stats_line(stats, None), file=sys.stderr)
     finally:
@@ -387,8 +421,11 @@ def bench_entry(
     dataset: Dataset,
     engine: Engine,
     server: ServerConfig,
+    model: str | None = None,
 ) -> dict[str, Any]:
+    model = model or engine.endpoint.model
     entry = stats.to_dict()
+    entry["model"] = model
     entry["concurrency"] = stats.concurrency
     entry["repeat"] = repeat + 1
     entry["dataset"] = dataset.name
@@ -396,7 +433,8 @@ def bench_entry(
     ideal = None
     if engine.endpoint.is_simulator and server.jitter == 0 and server.latency > 0:
         k = {"sequential": 1}.get(stats.strategy, stats.concurrency or stats.records)
-        ideal = ideal_elapsed(stats.records, k, server.latency)
+        latency = server.latency * latency_factor(model)  # a named profile's
+        ideal = ideal_elapsed(stats.records, k, latency)
     entry["ideal_s"] = ideal
     entry["vs_ideal"] = stats.elapsed_s / ideal if ideal else None
     return entry
@@ -472,6 +510,12 @@ def export_main(argv: Sequence[str]) -> int:
     return main(argv)
 
 
+def diff_main(argv: Sequence[str]) -> int:
+    from core.cli_quality import diff_main as main
+
+    return main(argv)
+
+
 def resume_main(argv: Sequence[str]) -> int:
     from core.cli_store import resume_main as main
 
@@ -486,6 +530,7 @@ COMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "export": (export_main, "export a recorded run's results to .csv or .jsonl"),
     "resume": (resume_main, "finish a recorded run: send only the rows not yet ok"),
     "probe": (probe_main, "which modes an endpoint accepts and answers validly"),
+    "diff": (diff_main, "compare two recorded runs field by field: where they disagree"),
 }
 
 

@@ -60,6 +60,7 @@ from core.options import (
     positive_int,
     server_config_from_args,
 )
+from core.quality.gold import gold_for
 from core.recorder import RunRecorder, combined_stats, merge_rows
 from core.report import format_stats_line
 from core.results import Row, Status
@@ -193,6 +194,13 @@ def export_parser(prog: str = "fanout export") -> argparse.ArgumentParser:
     parser = OneLineParser(prog=prog, description="Export a recorded run's rows to .csv or .jsonl.")
     parser.add_argument("run_id", metavar="RUN_ID", help="a run id, a unique prefix, or 'last'")
     parser.add_argument("out", metavar="OUT", help="the file to write (.csv or .jsonl)")
+    parser.add_argument(
+        "--gold",
+        metavar="FILE",
+        help="score the rows against these gold labels, keyed by row id (.jsonl, .json or "
+        ".csv; the dataset itself when it has expected.<field> columns): adds the expected "
+        "and correct columns",
+    )
     _add_store_option(parser)
     return parser
 
@@ -209,7 +217,10 @@ def export_main(argv: Sequence[str]) -> int:
         if info.is_live:
             warn(f"run {info.id} is still running; exporting the rows recorded so far")
         schema = export_schema(info, rows, warn)
-        export_results(rows, schema, out)
+        gold = None
+        if args.gold is not None:
+            gold = gold_for(schema, {}, (row.id for row in rows), gold_file=args.gold)
+        export_results(rows, schema, out, gold=gold)
     except FanoutError as exc:
         return fail(str(exc))
     print(f"fanout: run {info.id}: {_counts(rows)} -> {out}", file=sys.stderr)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import DatasetError
+from core.quality.gold import take_gold
 from core.results import NO_EXTRA
 
 MAX_TEXT_CHARS = 200_000
@@ -71,6 +72,9 @@ class Dataset:
     warnings: tuple[str, ...] = ()
     id_column: str | None = None
     """The column the ids came from; None when they are line numbers."""
+    gold: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Raw gold labels by row id, from ``expected`` / ``expected.<path>`` columns
+    (``core.quality.gold``); not in ``columns`` nor in the records' ``extra``."""
 
     @property
     def name(self) -> str:
@@ -122,6 +126,7 @@ def load_dataset(
         hint = f" ({skipped} had empty text)" if skipped else ""
         raise DatasetError(f"{path}: no records found{hint}; add at least one line of text")
     records = _number(path, rows)
+    records, input_names, gold = take_gold(records, columns)
     warnings: tuple[str, ...] = ()
     if skipped:
         warnings = (f"{path.name}: skipped {skipped} record(s) with empty text",)
@@ -130,9 +135,10 @@ def load_dataset(
         format=fmt,
         text_column=None if fmt == "txt" else (text_column or "text"),
         records=records,
-        columns=tuple(columns),
+        columns=input_names,
         warnings=warnings,
         id_column=ids.name if ids.found else None,
+        gold=gold,
     )
 
 

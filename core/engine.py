@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 
@@ -36,6 +36,7 @@ from core.extract import Extractor, RetryPolicy
 from core.failures import classify
 from core.fairshare import DEFAULT_BUDGET_S, FairShare
 from core.localserver import LocalServer, ServerConfig
+from core.localserver.profiles import PROFILES
 from core.prepared import PreparedRequest, default_max_tokens
 from core.prices import FREE, Price, load_prices, price_for, user_prices_path
 from core.ratelimit import Budget, ClientRateLimit
@@ -222,11 +223,16 @@ class Engine:
             return [f"a probe request in --mode {mode} failed: {result.detail}; going on"]
         return []
 
-    def price(self) -> Price | None:
-        """The endpoint model's price (the simulator is free); None when unknown."""
+    def price(self, model: str | None = None) -> Price | None:
+        """The price of ``model`` (default: the endpoint's) on this endpoint (the simulator
+        is free, but for its named profiles, which have made-up prices for the demo);
+        None when unknown."""
+        model = model or self.endpoint.model
         if self.endpoint.is_simulator:
+            if model in PROFILES:
+                return price_for(model, self._prices) or FREE
             return FREE
-        return price_for(self.endpoint.model, self._prices)
+        return price_for(model, self._prices)
 
     def extractor(
         self,
@@ -235,9 +241,13 @@ class Engine:
         *,
         mode: str | None = None,
         retry: RetryPolicy | None = None,
+        model: str | None = None,
     ) -> Extractor:
-        """The run's extractor; ``mode`` and ``retry`` override the options (the probe)."""
+        """The run's extractor; ``mode`` and ``retry`` override the options (the probe),
+        ``model`` the endpoint's model (a run parameter, like the strategy)."""
         endpoint = self.endpoint
+        if model is not None and model != endpoint.model:
+            endpoint = replace(endpoint, model=model)
         options = self.options
         fair = FairShare(self.pass_budget)
         client = build_openai(
@@ -262,7 +272,7 @@ class Engine:
             retry=retry or options.retry,
             secrets=endpoint.secrets,
             limits=ClientRateLimit(options.rpm, options.tpm),
-            price=self.price(),
+            price=self.price(endpoint.model),
             budget=Budget(options.budget_usd) if options.budget_usd is not None else None,
             fair=fair,
             deadline=options.timeout,
@@ -278,9 +288,17 @@ class Engine:
         concurrency: int,
         max_error_rate: float | None = None,
         keep_values: bool = False,
+        model: str | None = None,
+        mode: str | None = None,
     ) -> AsyncIterator[Run]:
-        """A Run with its own client (pool sized to the run), closed afterwards."""
-        extractor = self.extractor(schema, connections_for(strategy, concurrency, len(records)))
+        """A Run with its own client (pool sized to the run), closed afterwards. ``model``
+        and ``mode`` override the endpoint's model and the options' mode for this run."""
+        extractor = self.extractor(
+            schema,
+            connections_for(strategy, concurrency, len(records)),
+            mode=mode,
+            model=model,
+        )
         await prime_client(extractor.client)
         run = Run(
             records,

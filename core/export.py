@@ -32,6 +32,8 @@ from pydantic import BaseModel
 
 from core.errors import ExportError
 from core.layout import INPUT_PREFIX, FieldColumn, field_columns, input_columns
+from core.quality.columns import quality_cells, quality_header, quality_json
+from core.quality.gold import Gold
 from core.results import PHASE_FIELDS, Row
 from core.stats import RunStats
 
@@ -117,7 +119,9 @@ class ResultLayout:
         schema: type[BaseModel],
         rows: Sequence[Row],
         input_names: Sequence[str] = (),
+        gold: Gold | None = None,
     ) -> None:
+        self.gold = gold
         self.fields: list[FieldColumn] = field_columns(schema)
         self.inputs = input_columns((row.extra for row in rows), input_names)
         self.guessed = any(row.guessed for row in rows)
@@ -125,6 +129,7 @@ class ResultLayout:
             *OWN_BEFORE,
             *(INPUT_PREFIX + name for name in self.inputs),
             *(column.name for column in self.fields),
+            *(quality_header(gold) if gold is not None else ()),
             *OWN_AFTER,
             *((GUESSED_COLUMN,) if self.guessed else ()),
         ]
@@ -136,6 +141,7 @@ class ResultLayout:
             *(_own_cell(own[name]) for name in OWN_BEFORE),
             *(data_cell(extra.get(name)) for name in self.inputs),
             *(data_cell(c.value(row.data), as_json=c.json_cell) for c in self.fields),
+            *(quality_cells(self.gold, row, data_cell) if self.gold is not None else ()),
             *(_own_cell(own[name]) for name in OWN_AFTER),
             *((";".join(row.guessed),) if self.guessed else ()),
         ]
@@ -174,10 +180,13 @@ def timeline_cells(row: Row) -> dict[str, float | int | None]:
 
 
 def results_csv(
-    rows: Iterable[Row], schema: type[BaseModel], input_names: Sequence[str] = ()
+    rows: Iterable[Row],
+    schema: type[BaseModel],
+    input_names: Sequence[str] = (),
+    gold: Gold | None = None,
 ) -> str:
     items = rows if isinstance(rows, Sequence) else list(rows)
-    layout = ResultLayout(schema, items, input_names)
+    layout = ResultLayout(schema, items, input_names, gold)
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(layout.header)
@@ -186,12 +195,14 @@ def results_csv(
     return buffer.getvalue()
 
 
-def row_json(row: Row) -> dict[str, Any]:
+def row_json(row: Row, gold: Gold | None = None) -> dict[str, Any]:
     """A row as one JSONL object: the model's own structure under ``data``."""
     own = own_values(row)
     item: dict[str, Any] = {"id": own.pop("id"), "text": own.pop("text")}
     item["input"] = dict(row.extra)
     item["data"] = row.data
+    if gold is not None:
+        item.update(quality_json(gold, row))
     own.pop("total_tokens")
     item.update(own)
     if row.guessed:
@@ -199,8 +210,8 @@ def row_json(row: Row) -> dict[str, Any]:
     return item
 
 
-def results_jsonl(rows: Iterable[Row]) -> str:
-    return "".join(json.dumps(row_json(row), ensure_ascii=False) + "\n" for row in rows)
+def results_jsonl(rows: Iterable[Row], gold: Gold | None = None) -> str:
+    return "".join(json.dumps(row_json(row, gold), ensure_ascii=False) + "\n" for row in rows)
 
 
 def export_results(
@@ -208,14 +219,18 @@ def export_results(
     schema: type[BaseModel],
     path: str | Path,
     input_names: Sequence[str] = (),
+    gold: Gold | None = None,
 ) -> Path:
     """Write results to ``path`` (.csv or .jsonl), atomically. Returns the path.
 
     ``input_names``: the dataset's input columns, in file order (others found
-    in the rows follow)."""
+    in the rows follow). ``gold``: add the quality columns (``core.quality.columns``)."""
     target = Path(path).expanduser()
     fmt = export_format(target)
-    text = results_csv(rows, schema, input_names) if fmt == "csv" else results_jsonl(rows)
+    if fmt == "csv":
+        text = results_csv(rows, schema, input_names, gold)
+    else:
+        text = results_jsonl(rows, gold)
     write_atomic(target, text)
     return target
 

@@ -6,11 +6,13 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from core.quality.report import short_usd
 from core.runner import Run
 from core.stats import RunStats
 from core.strategies import LABELS
@@ -103,9 +105,31 @@ def progress_display(run: Run, title: str, *, enabled: bool) -> Iterator[Callabl
         tick()
 
 
-def stats_table(stats: Sequence[RunStats], ideal: Sequence[float | None] | None = None) -> None:
-    """Print the article's table, measured."""
+def quality_cells(quality: dict[str, Any] | None) -> list[str]:
+    """Accuracy, correct rows/s and cost per correct row (``QualitySummary.to_dict``)."""
+    if not quality:
+        return ["—", "—", "—"]
+    accuracy = quality.get("accuracy")
+    rate = quality.get("goodput_rps")
+    cost = quality.get("cost_per_correct_usd")
+    return [
+        "—" if accuracy is None else f"{accuracy:.1%}",
+        "—" if rate is None else f"{rate:.1f}",
+        short_usd(cost),
+    ]
+
+
+def stats_table(
+    stats: Sequence[RunStats],
+    ideal: Sequence[float | None] | None = None,
+    quality: Sequence[dict[str, Any] | None] | None = None,
+    models: Sequence[str] | None = None,
+) -> None:
+    """Print the article's table, measured; with ``quality`` (gold labels), accuracy,
+    correct rows/s and cost per correct row beside the time."""
     table = Table(title="fanout bench", title_style="bold")
+    if models is not None:
+        table.add_column("model")
     table.add_column("strategy")
     table.add_column("semaphore", justify="right")
     table.add_column("elapsed", justify="right")
@@ -130,8 +154,12 @@ def stats_table(stats: Sequence[RunStats], ideal: Sequence[float | None] | None 
     if limited:
         table.add_column("ok/min", justify="right")
         table.add_column("429 share", justify="right")
+    if quality is not None:
+        for name in ("accuracy", "correct/s", "$/correct"):
+            table.add_column(name, justify="right")
     for i, item in enumerate(stats):
-        cells = [
+        cells = [*((models[i],) if models is not None else ())]
+        cells += [
             LABELS.get(item.strategy, item.strategy),
             str(item.concurrency) if item.concurrency else "—",
             seconds(item.elapsed_s),
@@ -155,8 +183,10 @@ def stats_table(stats: Sequence[RunStats], ideal: Sequence[float | None] | None 
             cells.append(str(item.cancelled))
         if limited:
             cells += [f"{item.achieved_rpm:.0f}", f"{item.share_429:.1%}"]
+        if quality is not None:
+            cells += quality_cells(quality[i])
         table.add_row(*cells)
     console = Console()
     if not console.is_terminal:
-        console = Console(width=160)  # piped: keep the table on one line per run
+        console = Console(width=240)  # piped: keep the table on one line per run
     console.print(table)

@@ -3,9 +3,11 @@
     python datasets/generate.py        # rewrites the files next to this script
 
 The functions ``people(n, seed)``, ``contacts(n, seed)`` and ``reviews(n, seed)``
-return ``(text, expected)`` pairs, so tests can measure extraction accuracy
-without storing answers in the datasets themselves. ``expected`` has the
-fields of ``core.models.Person``, ``Contact`` and ``Review``.
+return ``(text, expected)`` pairs. ``expected`` has the fields of
+``core.models.Person``, ``Contact`` and ``Review``, and the files carry it as
+gold labels (README "Quality"): the CSVs as ``expected.<field path>`` columns
+(an empty cell is null), ``reviews.jsonl`` as one ``expected`` object per line.
+fanout takes these out of the input columns and never sends them to the model.
 
 Every name, company, product, address, e-mail and phone number is made up.
 """
@@ -39,6 +41,15 @@ ARTICLE_TEXTS = [
     "My name is Jill and I am 26 years old",
 ]
 """The seven texts of the article, in its order (ids 1..7)."""
+ARTICLE_EXPECTED = [
+    {"name": name, "age": age}
+    for name, age in zip(
+        ["John", "Mary", "Bob", "Alice", "Jane", "Joe", "Jill"], range(20, 27), strict=True
+    )
+]
+"""The article's people, as ``Person`` fields."""
+PERSON_GOLD = ["name", "age"]
+CONTACT_GOLD = ["name", "email", "phone", "company", "address.city", "address.country"]
 
 Example = tuple[str, dict[str, Any]]
 
@@ -515,17 +526,42 @@ def write_all(directory: Path = HERE) -> list[Path]:
         directory / "contacts.csv",
         directory / "reviews.jsonl",
     ]
-    _write_csv(paths[0], ["id", "text"], [[i, t] for i, t in enumerate(ARTICLE_TEXTS, 1)])
-    _write_csv(paths[1], ["id", "text"], [[i, t] for i, (t, _) in enumerate(people(), 1)])
+    person_header = ["id", "text", *(f"expected.{p}" for p in PERSON_GOLD)]
+    article = zip(ARTICLE_TEXTS, ARTICLE_EXPECTED, strict=True)
+    _write_csv(
+        paths[0],
+        person_header,
+        [[i, t, *_gold(e, PERSON_GOLD)] for i, (t, e) in enumerate(article, 1)],
+    )
+    _write_csv(
+        paths[1],
+        person_header,
+        [[i, t, *_gold(e, PERSON_GOLD)] for i, (t, e) in enumerate(people(), 1)],
+    )
     _write_csv(
         paths[2],
-        ["id", "text", "source"],
-        [[i, t, s] for i, (t, _, s) in enumerate(contacts_with_source(), 1)],
+        ["id", "text", "source", *(f"expected.{p}" for p in CONTACT_GOLD)],
+        [
+            [i, t, s, *_gold(e, CONTACT_GOLD)]
+            for i, (t, e, s) in enumerate(contacts_with_source(), 1)
+        ],
     )
     with paths[3].open("w", encoding="utf-8") as f:
-        for i, (text, _) in enumerate(reviews(), 1):
-            f.write(json.dumps({"id": i, "text": text}, ensure_ascii=False) + "\n")
+        for i, (text, expected) in enumerate(reviews(), 1):
+            line = {"id": i, "text": text, "expected": expected}
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
     return paths
+
+
+def _gold(expected: dict[str, Any], paths: list[str]) -> list[Any]:
+    """The cells of ``expected.<path>`` columns: the value at each path, empty for null."""
+    cells: list[Any] = []
+    for path in paths:
+        value: Any = expected
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        cells.append("" if value is None else value)
+    return cells
 
 
 if __name__ == "__main__":

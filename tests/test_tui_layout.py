@@ -17,6 +17,7 @@ from tui.screens.history import HistoryScreen
 from tui.screens.limits import LimitsScreen
 from tui.screens.open_dataset import OpenDatasetScreen
 from tui.screens.quit import QuitScreen
+from tui.screens.run_params import RunParamsScreen
 from tui.widgets.chart import InFlightChart
 from tui.widgets.controls import ControlsLine, StrategyPicker
 from tui.widgets.header import DatasetBar
@@ -73,7 +74,7 @@ async def test_every_screen_fits_80x24(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: len(app.query_one(RunsTable).history) == 1)
         await wait_for(pilot, lambda: not app.running)
         assert layout_problems(app.screen) == []
-        for view in ("chart", "runs", "results"):
+        for view in ("chart", "runs", "quality", "results"):
             await pilot.press("t")
             assert app.view == view
             await pilot.pause()
@@ -84,6 +85,7 @@ async def test_every_screen_fits_80x24(tmp_path: Path) -> None:
             ("o", OpenDatasetScreen),
             ("h", HistoryScreen),
             ("l", LimitsScreen),
+            ("m", RunParamsScreen),
             ("enter", RowDetailScreen),
         ):
             app.query_one(ResultsTable).focus()

@@ -17,6 +17,7 @@ EXIT_INTERRUPTED = 130
 
 def dashboard_parser() -> argparse.ArgumentParser:
     from core.cli import COMMANDS
+    from core.cli_quality import add_gold_option
     from core.options import (
         DEFAULT_STRATEGY,
         add_dataset_options,
@@ -41,6 +42,7 @@ def dashboard_parser() -> argparse.ArgumentParser:
         "dataset", nargs="?", help="CSV, JSONL, JSON or text file (default: bundled people.csv)"
     )
     add_dataset_options(parser)
+    add_gold_option(parser)
     add_strategy_options(parser, default=DEFAULT_STRATEGY)
     add_endpoint_options(parser)
     add_simulator_options(parser)

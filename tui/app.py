@@ -36,13 +36,14 @@ from core.errors import FanoutError
 from core.export import export_results, export_runs
 from core.gctune import quiet_gc
 from core.models import BUILTIN_MODELS, load_schema
+from core.quality.gold import Gold, gold_for
 from core.recorder import RunRecorder, merge_rows, run_meta
 from core.results import Row, Status
 from core.runner import Run
 from core.stats import compute_stats
 from core.store import RunInfo, Store
 from core.strategies import ARTICLE_STRATEGIES, LABELS, STRATEGIES, USES_CONCURRENCY
-from tui.commands import FanoutCommands
+from tui.commands import FanoutCommands, ModelCommands
 from tui.layout import (
     HORIZONTAL_BREAKPOINTS,
     VERTICAL_BREAKPOINTS,
@@ -51,6 +52,7 @@ from tui.layout import (
     shows_one_view,
 )
 from tui.live import LiveStats, RunFeed
+from tui.quality_actions import QualityMixin
 from tui.screens.detail import RowDetailScreen
 from tui.screens.export import ExportChoice, ExportScreen
 from tui.screens.help import HelpScreen, key_table
@@ -64,6 +66,7 @@ from tui.widgets.batch_panel import BatchPanel
 from tui.widgets.chart import ChartLegend, InFlightChart, Series
 from tui.widgets.controls import ControlsLine, SemaphoreControl, StrategyPicker
 from tui.widgets.header import DatasetBar
+from tui.widgets.quality_panel import QualityPanel
 from tui.widgets.results_table import ResultsTable
 from tui.widgets.runs_table import RunsTable
 from tui.widgets.stats_bar import StatsBar
@@ -119,7 +122,7 @@ def default_engine(settings: DashboardSettings) -> EngineLike:
     )
 
 
-class FanoutApp(App[int]):
+class FanoutApp(QualityMixin, App[int]):
     CSS_PATH = "fanout.tcss"
     TITLE = "fanout"
     AUTO_FOCUS = "ResultsTable"
@@ -130,6 +133,9 @@ class FanoutApp(App[int]):
         Binding("t", "next_view", "View", show=False, tooltip="results, chart or runs"),
         Binding("f", "failed_only", "Failed", tooltip="show only the failed rows, or all"),
         Binding("n", "next_failed", "Next failed", show=False, tooltip="jump to a failed row"),
+        Binding("w", "wrong_only", "Wrong", show=False, tooltip="only rows not matching gold"),
+        Binding("m", "run_params", "Model", show=False, tooltip="model and mode of next runs"),
+        Binding("d", "diff_runs", "Diff", show=False, tooltip="the last two runs, field by field"),
         Binding("e", "export", "Export", tooltip="export results or runs to CSV/JSONL"),
         Binding("h", "history", "Past runs", tooltip="open or resume a recorded run"),
         Binding("o", "open_dataset", "Open", show=False, tooltip="open another dataset"),
@@ -145,7 +151,7 @@ class FanoutApp(App[int]):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
-    COMMANDS = App.COMMANDS | {FanoutCommands}
+    COMMANDS = App.COMMANDS | {FanoutCommands, ModelCommands}
     HORIZONTAL_BREAKPOINTS = HORIZONTAL_BREAKPOINTS
     VERTICAL_BREAKPOINTS = VERTICAL_BREAKPOINTS
     IDLE_ONLY = frozenset(
@@ -159,6 +165,11 @@ class FanoutApp(App[int]):
             "semaphore",
             "set_semaphore",
             "toggle_via",
+            "run_params",
+            "set_model",
+            "set_mode",
+            "compare_models",
+            "compare_modes",
         }
     )
     """Actions that cannot act during a run: shown disabled while one goes. Strategy and
@@ -169,6 +180,8 @@ class FanoutApp(App[int]):
     """What the lower area shows when it has room for one view only."""
     failed_only: reactive[bool] = reactive(False)
     """The results table shows only the failed rows."""
+    wrong_only: reactive[bool] = reactive(False)
+    """The results table shows only the rows that do not match their gold label."""
     strategy: reactive[str] = reactive("sequential", init=False)
     """The selected strategy: keys set it at once, the picker follows."""
 
@@ -239,6 +252,7 @@ class FanoutApp(App[int]):
                     yield Button("Compare", id="compare")
                     yield Button("Export", id="export")
                 yield StatsBar(id="stats")
+                yield QualityPanel(id="quality-side")
             with Vertical(id="views"):
                 yield ViewTabs(id="view-tabs")
                 yield BatchPanel(id="batch-panel")
@@ -252,6 +266,7 @@ class FanoutApp(App[int]):
                     runs = RunsTable(id="runs")
                     runs.border_title = "runs: the article's table, measured"
                     yield runs
+                yield QualityPanel(id="quality-view")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -264,6 +279,9 @@ class FanoutApp(App[int]):
         self.query_one(StatsBar).clear(len(self.dataset))
         self.query_one(StatsBar).show_limits(limits_label(self.engine.options))
         self._show_header(starting=True)
+        for panel in self.query(QualityPanel):
+            panel.border_title = "quality vs gold, worst first"
+        self.load_gold()
         self.set_interval(TICK_SECONDS, self._tick)
         self._engine_ready = asyncio.get_running_loop().create_future()
         self.start_engine()
@@ -292,10 +310,21 @@ class FanoutApp(App[int]):
         for name in VIEWS:
             views.set_class(name == view, f"-view-{name}")
         self.query_one(ViewTabs).show(view, self.failed_only)
+        if view == "quality":
+            self.show_quality()
         if view == "chart":
             self.query_one(InFlightChart).redraw()
 
+    def watch_wrong_only(self, wrong_only: bool) -> None:
+        if wrong_only:
+            self.failed_only = False
+        table = self.query_one(ResultsTable)
+        table.set_filter(self.is_wrong if wrong_only else None)
+        table.border_subtitle = "wrong rows only (vs gold) · w: all rows" if wrong_only else ""
+
     def watch_failed_only(self, failed_only: bool) -> None:
+        if failed_only:
+            self.wrong_only = False
         table = self.query_one(ResultsTable)
         table.set_filter(is_failed if failed_only else None)
         self.query_one(ViewTabs).show(self.view, failed_only)
@@ -344,10 +373,13 @@ class FanoutApp(App[int]):
             rows=rows,
             endpoint=label,
             simulated=simulated,
-            model=choice.model,
+            model=self.chosen_model(),
             schema=schema,
-            mode=self.settings.client.mode,
+            mode=self.chosen_mode(),
         )
+
+    def show_header_now(self) -> None:
+        self._show_header()
 
     # -- engine ---------------------------------------------------------------
 
@@ -419,6 +451,9 @@ class FanoutApp(App[int]):
     def action_compare_all(self) -> None:
         self._start([(name, self.concurrency) for name in ARTICLE_STRATEGIES])
 
+    def start_plan(self, plan: list[tuple[str, int, str | None, str | None]]) -> None:
+        self._start(plan)  # type: ignore[arg-type]
+
     def _start(self, plan: list[tuple[str, int]]) -> None:
         if self.running:
             self.notify(
@@ -457,7 +492,11 @@ class FanoutApp(App[int]):
                     self.notify("no results yet: press r to run", severity="warning")
                     return
                 path = export_results(
-                    self.shown.rows, self.shown.schema, choice.path, self.shown.input_columns
+                    self.shown.rows,
+                    self.shown.schema,
+                    choice.path,
+                    self.shown.input_columns,
+                    self.shown.gold,
                 )
         except FanoutError as exc:
             self.notify(str(exc), title="export failed", severity="error", timeout=10)
@@ -488,6 +527,7 @@ class FanoutApp(App[int]):
             text_column=dataset.text_column,
             id_column=dataset.id_column,
             schema=choice.schema_spec,
+            gold=None,  # a --gold file belongs to the dataset it was given with
         )
         self.shown = None
         table = self.query_one(ResultsTable)
@@ -495,6 +535,8 @@ class FanoutApp(App[int]):
         table.border_title = RESULTS_TITLE
         self.query_one(StatsBar).clear(len(dataset))
         self._describe(dataset.path.name, len(dataset), self.schema)
+        self.wrong_only = False
+        self.load_gold()
         for warning in dataset.warnings:
             self.notify(warning, severity="warning")
         self.notify(
@@ -511,6 +553,13 @@ class FanoutApp(App[int]):
 
     def action_failed_only(self) -> None:
         self.failed_only = not self.failed_only
+        self.view = "results"
+
+    def action_wrong_only(self) -> None:
+        if self.gold is None:
+            self.notify("no gold labels for this dataset (README: Quality)", timeout=4)
+            return
+        self.wrong_only = not self.wrong_only
         self.view = "results"
 
     def action_next_failed(self) -> None:
@@ -567,7 +616,9 @@ class FanoutApp(App[int]):
 
     @on(ResultsTable.RowChosen, "#results")
     def _row_chosen(self, event: ResultsTable.RowChosen) -> None:
-        self.push_screen(RowDetailScreen(event.row))
+        shown = self.shown
+        gold = shown.gold if shown is not None else None
+        self.push_screen(RowDetailScreen(event.row, gold))
 
     # -- past runs and limits ----------------------------------------------------
 
@@ -693,13 +744,21 @@ class FanoutApp(App[int]):
             self.running = False
             return
         try:
-            for strategy, concurrency in plan:
+            for strategy, concurrency, *params in plan:
                 if self._stop_plan:
                     break
                 self.strategy = strategy
                 self._describe(self.dataset.path.name, len(self.dataset), self.schema)
                 self.query_one(ResultsTable).set_schema(self.schema)
-                await self._one_run(engine, self.dataset.records, strategy, concurrency)
+                model, mode = (params + [None, None])[:2] if params else (None, None)
+                await self._one_run(
+                    engine,
+                    self.dataset.records,
+                    strategy,
+                    concurrency,
+                    model=model or self.chosen_model(),
+                    mode=mode or self.chosen_mode(),
+                )
         finally:
             self.running = False
 
@@ -753,10 +812,15 @@ class FanoutApp(App[int]):
         dataset_name: str | None = None,
         via: str | None = None,
         waiting: set[int] | None = None,
+        model: str | None = None,
+        mode: str | None = None,
     ) -> Run:
         schema = schema or self.schema
         batch = (via or self.via) == "batch"
         strategy = "batch" if batch else strategy
+        tally = self.new_tally(schema) if resume is None else None
+        if resume is not None:
+            self.tally = None
         dataset_name = dataset_name or self.dataset.name
         table = self.query_one(ResultsTable)
         table.reset()
@@ -769,11 +833,18 @@ class FanoutApp(App[int]):
         )
         panel = self.query_one(BatchPanel)
         panel.hide()
-        async with self._open_run(engine, records, schema, strategy, concurrency) as run:
+        overrides = self.run_overrides(model, mode)
+        async with self._open_run(engine, records, schema, strategy, concurrency, overrides) as run:
             feed = RunFeed(run, limit)
             self.feed = feed
             self.shown = Shown(
-                run.rows, schema, strategy, dataset_name, resume, self.dataset.columns
+                run.rows,
+                schema,
+                strategy,
+                dataset_name,
+                resume,
+                self.dataset.columns,
+                gold=tally.gold if tally is not None else None,
             )
             number = len(self.query_one(RunsTable).history) + 1
             self.series = self.query_one(InFlightChart).start_series(
@@ -800,7 +871,15 @@ class FanoutApp(App[int]):
                         self.notify(unstored, title="run store", severity="error", timeout=60)
                 feed.close()
                 self._drain(feed)
-        self.query_one(RunsTable).add_stats(visible(dataset_name), stats)
+        number = len(self.query_one(RunsTable).history) + 1
+        self.keep_run(f"#{number} {model or engine.endpoint.model}", run.rows, schema)
+        self.query_one(RunsTable).add_stats(
+            visible(dataset_name),
+            stats,
+            quality=self.quality_summary(stats) if tally is not None else None,
+            model=visible(model or engine.endpoint.model),
+            mode=mode or self.settings.client.mode,
+        )
         if stats.stopped_reason and stats.stopped_reason != "cancelled":
             self.notify(stats.stopped_reason, severity="warning", timeout=10)
         elif stats.failed:
@@ -820,6 +899,7 @@ class FanoutApp(App[int]):
         schema: type[BaseModel],
         strategy: str,
         concurrency: int,
+        overrides: dict[str, str],
     ) -> AbstractAsyncContextManager[Run]:
         if strategy != "batch":
             return engine.run(
@@ -828,6 +908,7 @@ class FanoutApp(App[int]):
                 strategy=strategy,
                 concurrency=concurrency,
                 max_error_rate=self.settings.max_error_rate,
+                **overrides,
             )
         if not isinstance(engine, Engine):
             raise FanoutError("the Batch API needs fanout's own engine")
@@ -839,6 +920,7 @@ class FanoutApp(App[int]):
             concurrency=concurrency,
             store_path=self.settings.store,
             max_error_rate=self.settings.max_error_rate,
+            **overrides,
         )
 
     async def _recorder(
@@ -883,7 +965,9 @@ class FanoutApp(App[int]):
     def _drain(self, feed: RunFeed) -> None:
         """Show everything the run produced (at its end)."""
         table = self.query_one(ResultsTable)
-        table.add_results(feed.take(len(feed.finished)), span=feed.run.elapsed)
+        rows = feed.take(len(feed.finished))
+        self.count_rows(rows)
+        table.add_results(rows, span=feed.run.elapsed)
         if isinstance(feed.run, BatchRun):
             self.query_one(BatchPanel).show(feed.run.job.views())
         self._mark_guessed()
@@ -896,6 +980,7 @@ class FanoutApp(App[int]):
             return
         self._ticks += 1
         rows: list[Row] = feed.take(ROWS_PER_TICK)
+        self.count_rows(rows)
         self.query_one(ResultsTable).show_progress(rows, feed.run.elapsed)
         feed.take_deliveries()
         feed.sample_now()
@@ -924,6 +1009,8 @@ class Shown:
     run_id: str | None = None
     input_columns: Sequence[str] = ()
     """The dataset's own columns, in file order (export puts them in this order)."""
+    gold: Gold | None = None
+    """The gold labels the rows are scored against (export writes the quality columns)."""
 
 
 def limits_label(options: ClientOptions) -> str:
@@ -948,4 +1035,7 @@ def app_from_args(args: argparse.Namespace, dataset_path: Path) -> FanoutApp:
     """Build the app from command-line options; FanoutError for bad input."""
     settings = settings_from_args(args, dataset_path)
     dataset, schema = load_for_dashboard(settings)
+    gold_for(  # a gold label that does not fit is one error line, before the dashboard
+        schema, dataset.gold, (r.id for r in dataset.records), gold_file=settings.gold
+    )
     return FanoutApp(settings, dataset, schema)

@@ -13,6 +13,7 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from core.client import MODES
 from core.strategies import ARTICLE_STRATEGIES, LABELS, STRATEGIES
 from tui.widgets.controls import ladder
 
@@ -56,7 +57,24 @@ def palette_commands() -> Iterator[PaletteCommand]:
     yield PaletteCommand("Past runs: open or resume", "runs recorded in the store", "history")
     yield PaletteCommand("Show only failed rows (or all rows)", "toggle, key f", "failed_only")
     yield PaletteCommand("Next failed row", "key n", "next_failed")
-    yield PaletteCommand("Switch view: results, chart, runs", "key t", "next_view")
+    yield PaletteCommand(
+        "Show only wrong rows, against gold labels (or all rows)", "toggle, key w", "wrong_only"
+    )
+    yield PaletteCommand("Model and mode for the next runs", "key m", "run_params")
+    yield PaletteCommand(
+        "Diff the last two runs, field by field", "rows where they disagree, key d", "diff_runs"
+    )
+    yield PaletteCommand(
+        "Compare models", "run the selected strategy on each listed model", "compare_models"
+    )
+    yield PaletteCommand(
+        "Compare modes", "run the selected strategy and model in each mode", "compare_modes"
+    )
+    for mode in MODES:
+        yield PaletteCommand(
+            f"Set mode to {mode}", "instructor mode, next runs", f"set_mode('{mode}')"
+        )
+    yield PaletteCommand("Switch view: results, chart, runs, quality", "key t", "next_view")
     yield PaletteCommand("Chart: overlay the last runs (or this run only)", "key v", "overlay")
     yield PaletteCommand(
         "Via the Batch API (or online again)", "next runs; half the price; key b", "toggle_via"
@@ -85,6 +103,40 @@ class FanoutCommands(Provider):
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for command in self._available():
+            score = matcher.match(command.name)
+            if score > 0:
+                yield Hit(
+                    score,
+                    matcher.highlight(command.name),
+                    partial(self.app.run_action, command.action),
+                    help=command.help,
+                )
+
+
+class ModelCommands(Provider):
+    """ "Set model to X" for each model the endpoint lists (or the price table names)."""
+
+    async def startup(self) -> None:
+        fetch = getattr(self.app, "fetch_models", None)
+        self.models: list[str] = list(await fetch()) if fetch is not None else []
+
+    def _commands(self) -> Iterator[PaletteCommand]:
+        if self.app.check_action("set_model", ()) is not True:
+            return
+        for model in self.models:
+            yield PaletteCommand(
+                f"Set model to {model}", "the model of the next runs", f"set_model({model!r})"
+            )
+
+    async def discover(self) -> Hits:
+        for command in self._commands():
+            yield DiscoveryHit(
+                command.name, partial(self.app.run_action, command.action), help=command.help
+            )
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for command in self._commands():
             score = matcher.match(command.name)
             if score > 0:
                 yield Hit(

@@ -18,8 +18,10 @@ HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-roomy")]
 VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-low"), (36, "-tall")]
 COMPACT = ("-narrow", "-short")
 """Any of these on the screen: the compact layout."""
-VIEWS = ("results", "chart", "runs")
-"""What the lower area shows when it shows one thing at a time, in ``t`` order."""
+VIEWS = ("results", "chart", "runs", "quality")
+"""What the lower area shows when it shows one thing at a time, in ``t`` order
+(quality: accuracy per field against the gold labels; in the roomy layouts it also
+sits in the side column, under the stats)."""
 
 
 def is_compact(screen: DOMNode) -> bool:

@@ -98,10 +98,14 @@ async def batch_run(
     max_error_rate: float | None = None,
     keep_values: bool = False,
     on_change: Callable[[BatchJob], None] | None = None,
+    model: str | None = None,
+    mode: str | None = None,
 ) -> AsyncIterator[BatchRun]:
-    """A BatchRun on the engine's endpoint; its ledger is the store's ``batches`` table."""
-    online = engine.extractor(schema, max(1, min(concurrency, len(records) or 1)))
-    price = engine.price()
+    """A BatchRun on the engine's endpoint; its ledger is the store's ``batches`` table.
+    ``model`` and ``mode`` override the endpoint's, as for an online run."""
+    connections = max(1, min(concurrency, len(records) or 1))
+    online = engine.extractor(schema, connections, mode=mode, model=model)
+    price = engine.price(model)
     budget = engine.options.budget_usd
     if budget is not None and price is not None:
         estimate = estimated_cost(online, records, price.for_batch())

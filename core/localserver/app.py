@@ -7,7 +7,8 @@ Routes:
   system message answered in a fenced block, plain chat), filling the schema
   from the first user message with :mod:`core.localserver.filler`;
   ``stream: true`` is answered as server-sent events.
-- ``GET /v1/models`` and ``GET /v1/models/{id}``: any model name is served.
+- ``GET /v1/models`` and ``GET /v1/models/{id}``: any model name is served; the
+  named profiles (``sim-fast``, ``sim-careful``: ``profiles.py``) are listed.
 - ``GET /health``: liveness and counters.
 
 With ``api_key`` set in the config, every route but ``/health`` (and
@@ -53,6 +54,7 @@ from typing import Any
 from core.localserver.batches import BatchService
 from core.localserver.config import ServerConfig
 from core.localserver.filler import compiled, message_text, request_text, schema_in_text
+from core.localserver.profiles import PROFILES, adjust, latency_factor
 from core.tokens import estimate_messages_tokens, estimate_tokens
 
 Scope = MutableMapping[str, Any]
@@ -212,7 +214,7 @@ class SimulatorApp:
             "invalid": 0,
             "unauthorized": 0,
         }
-        self.models: dict[str, None] = {config.model: None}
+        self.models: dict[str, None] = {config.model: None, **dict.fromkeys(PROFILES)}
         self._ids = itertools.count(1)
         self._system_schemas: dict[str, tuple[dict[str, Any], str] | None] = {}
         self._schema_tokens: dict[str, int] = {}
@@ -443,7 +445,7 @@ class SimulatorApp:
             )
             await _respond(send, 504, headers, body)
             return
-        latency = self._draw_latency()
+        latency = self._draw_latency() * latency_factor(plan.model)
         status, headers, body = self._answer(plan, fault, request_id, latency)
         if latency > 0:
             # the answer is built while it waits: L from arrival to the answer's send
@@ -593,6 +595,7 @@ class SimulatorApp:
                 payload = json.dumps(value, ensure_ascii=False)
         else:
             value, guessed = compiled(schema, key).fill_marked(text)
+            value = adjust(model, value, schema, text, self.config.seed)  # named profiles
             payload = json.dumps(value, ensure_ascii=False)
             if kind == "md_json":
                 payload = f"```json\n{payload}\n```"

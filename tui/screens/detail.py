@@ -12,7 +12,9 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
+from core.quality.gold import Gold
 from core.results import Row
+from tui.field_diff import field_diff
 from tui.visible import visible
 
 
@@ -70,9 +72,10 @@ def input_columns_text(row: Row) -> Text:
 class RowDetailScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,enter", "dismiss", "close")]
 
-    def __init__(self, row: Row) -> None:
+    def __init__(self, row: Row, gold: Gold | None = None) -> None:
         super().__init__()
         self.row = row
+        self.gold = gold
 
     def compose(self) -> ComposeResult:
         row = self.row
@@ -91,6 +94,10 @@ class RowDetailScreen(ModalScreen[None]):
                 )
             else:
                 yield Static(Text("nothing (the request did not succeed)", style="dim"))
+            diff = field_diff(self.gold, row) if self.gold is not None else None
+            if diff is not None:
+                yield Static("[b]expected vs extracted[/b] (gold labels)", classes="section")
+                yield Static(diff, id="detail-diff")
             if row.guessed:
                 yield Static(
                     Text(

@@ -6,12 +6,18 @@ from typing import Any
 
 from textual.widgets import DataTable
 
+from core.quality.report import QualitySummary, percent, short_usd
 from core.stats import RunStats
 from core.strategies import LABELS
 from tui.units import secs
 
 COLUMNS = (
     ("#", 3),
+    ("model", 12),
+    ("accuracy", 8),
+    ("correct/s", 9),
+    ("$/correct", 9),
+    ("mode", 11),
     ("strategy", 24),
     ("semaphore", 9),
     ("rows", 6),
@@ -38,6 +44,11 @@ def waits(stats: RunStats) -> str:
     return f"{short_secs(stats.p50_wait_sem_s)} / {short_secs(stats.p50_wait_limiter_s)}"
 
 
+def per_correct(quality: QualitySummary | None) -> str:
+    """Cost per correct row, to 2 significant figures (a simulator's $0 shows as $0)."""
+    return short_usd(quality.cost_per_correct_usd if quality is not None else None)
+
+
 def short_secs(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
@@ -46,13 +57,25 @@ class RunsTable(DataTable[Any]):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.history: list[tuple[str, RunStats]] = []
+        self.quality: list[QualitySummary | None] = []
 
     def on_mount(self) -> None:
         for label, width in COLUMNS:
             self.add_column(label, width=width)
 
-    def add_stats(self, dataset: str, stats: RunStats) -> None:
+    def add_stats(
+        self,
+        dataset: str,
+        stats: RunStats,
+        *,
+        quality: QualitySummary | None = None,
+        model: str = "",
+        mode: str = "",
+    ) -> None:
+        """One run; ``quality`` (with gold labels) fills accuracy, correct rows/s ("goodput")
+        and cost per correct row, ``model`` and ``mode`` what it ran on."""
         self.history.append((dataset, stats))
+        self.quality.append(quality)
         number = len(self.history)
         note = stats.stopped_reason or ""
         if stats.errors_by_kind:
@@ -60,6 +83,11 @@ class RunsTable(DataTable[Any]):
             note = f"{kinds}; {note}" if note else kinds
         self.add_row(
             str(number),
+            model or "—",
+            percent(quality.accuracy) if quality else "—",
+            f"{quality.goodput_rps:.1f}" if quality and quality.goodput_rps is not None else "—",
+            per_correct(quality),
+            mode or "—",
             LABELS.get(stats.strategy, stats.strategy),
             str(stats.concurrency) if stats.concurrency else "—",
             str(stats.records),
