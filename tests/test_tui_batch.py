@@ -22,7 +22,7 @@ from tui.settings import DashboardSettings
 from tui.widgets.batch_panel import BatchPanel
 from tui.widgets.controls import StrategyPicker
 from tui.widgets.results_table import ResultsTable
-from tui.widgets.runs_table import RunsTable
+from tui.widgets.runs_table import COLUMNS, RunsTable
 
 
 def make_app(
@@ -72,7 +72,9 @@ async def test_a_batch_run_beside_an_online_one(size: tuple[int, int], tmp_path:
         (_, online), (_, batch) = runs.history
         assert (online.strategy, batch.strategy) == ("gather", "batch")
         assert (online.ok, batch.ok) == (7, 7)
-        assert [str(c) for c in runs.get_row_at(1)][1:3] == ["batch", "—"]
+        labels = [label for label, _ in COLUMNS]
+        cells = dict(zip(labels, (str(c) for c in runs.get_row_at(1)), strict=True))
+        assert (cells["strategy"], cells["semaphore"]) == ("batch", "—")
         assert app.query_one(ResultsTable).row_count == 7
         await pilot.press("b")
         assert app.via == "online"
