@@ -79,6 +79,8 @@ class ModeRun:
     attempts: int = 0
     rejected: str = ""
     reasons: dict[str, int] = field(default_factory=dict)
+    answers: list[str] = field(default_factory=list)
+    """What each row came back with ("John/20"), "-" for a failed row."""
 
 
 def default_settings() -> Settings:
@@ -231,6 +233,8 @@ async def run_mode(url: str, mode: str, lenient: bool, settings: Settings) -> Mo
         result.completion_tokens += row.completion_tokens
         if row.started_s is not None and row.finished_s is not None:
             result.slowest_row_s = max(result.slowest_row_s, row.finished_s - row.started_s)
+        data = row.data or {}
+        result.answers.append(f"{data.get('name')}/{data.get('age')}" if data else "-")
         if row.status is Status.OK:
             result.ok += 1
             result.right += is_right(row)
@@ -279,7 +283,16 @@ def report(found: dict[str, str], runs: Sequence[ModeRun], probed: str) -> str:
         )
     head = ["mode", "lenient", "ok", "right", "time", "slowest row", "attempts", "tokens out"]
     header = ", ".join(f"{k} {v}" for k, v in found.items())
-    return f"{header}\n\nfanout probe:\n{probed}\n\n" + table([*head, "failed rows"], rows)
+    answers = "\n".join(
+        f"{r.mode}{' lenient' if r.lenient else ''}: {', '.join(r.answers)}" for r in runs
+    )
+    texts = [r.text for r in load_dataset(default_dataset()).records]
+    truth = ", ".join("{}/{}".format(*(truth_of(t) or ("?", "?"))) for t in texts)
+    return (
+        f"{header}\n\nfanout probe:\n{probed}\n\n"
+        + table([*head, "failed rows"], rows)
+        + f"\n\nanswers (truth: {truth}):\n{answers}"
+    )
 
 
 def run(options: Options) -> GoalResult:
