@@ -38,9 +38,11 @@ GOALS: dict[str, tuple[str, str]] = {
     "p5": ("benchmarks.endpoint", "P5 the endpoint"),
     "article": ("benchmarks.article", "the article's code"),
     "profile": ("benchmarks.profiling", "profile of the engine path"),
+    "ratelimits": ("benchmarks.ratelimits", "rate limits in real time"),
+    "realmodel": ("benchmarks.realmodel", "the real model (llama.cpp + Gemma 3 270M)"),
 }
 ALL = ("p1", "p2", "p3", "p4", "p5", "article")
-"""What ``all`` runs (``profile`` is on demand)."""
+"""What ``all`` runs (``profile``, ``ratelimits`` and ``realmodel`` are on demand)."""
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

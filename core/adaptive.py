@@ -18,6 +18,11 @@
   reset time it gave. Every such wait is bounded (``max_wait``) and has a timer:
   a later answer that moves the deadline re-arms it, so a run never waits on a
   wake-up that will not come. ``close()`` (the run stopping) lets every waiter go.
+- **A 429 that gives no wait** (no retry-after, no reset: LiteLLM's own limit):
+  nobody sends for ``bare_429_delays`` (20, 40, 60 s, the same steps as the rows'
+  own backoff, ``RetryPolicy.bare_429_delays``), one step further for each such
+  429 in a row, back to the first after a success, so a one-minute window is
+  covered instead of knocking on it every second.
 
 ``--concurrency`` is the ceiling; the limit starts low and grows.
 """
@@ -39,6 +44,8 @@ T = TypeVar("T")
 START_LIMIT = 4
 MAX_WAIT = 120.0
 """The longest a server's reset may hold the run (seconds), like ``RetryPolicy.max_retry_after``."""
+BARE_429_DELAYS: tuple[float, ...] = (20.0, 40.0, 60.0)
+"""Like ``RetryPolicy.bare_429_delays`` (the engine passes the run's own)."""
 PACE_FRACTION = 0.95
 LATENCY_BLOWUP = 3.0
 """Latency this many times the fastest seen means the server is queueing."""
@@ -52,6 +59,7 @@ class AdaptiveLimit:
         start: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_wait: float = MAX_WAIT,
+        bare_429_delays: Sequence[float] = BARE_429_DELAYS,
     ) -> None:
         if ceiling < 1:
             raise ValueError(f"the adaptive ceiling must be at least 1, got {ceiling}")
@@ -63,6 +71,10 @@ class AdaptiveLimit:
         self.rate_limited = 0
         self._clock = clock
         self.max_wait = max_wait
+        self.bare_429_delays = tuple(bare_429_delays) or BARE_429_DELAYS
+        self._bare_streak = 0
+        """Rounds of 429s without a wait since the last success (which step is next)."""
+        self._bare_at_seq = 0
         self.closed = False
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._decreased_at_seq = 0
@@ -171,9 +183,16 @@ class AdaptiveLimit:
             if seq > self._decreased_at_seq:
                 self._set_limit(max(1.0, self.limit / 2))
                 self._decreased_at_seq = self.sent
-            wait = info.retry_after or info.reset_requests or 1.0
-            self._budget = (self.sent, 0, self._clock() + self._bounded(wait))
+            wait = info.retry_after if info.retry_after is not None else info.reset_requests
+            if wait is None:
+                wait = self._bare_429_wait(seq)
+            reset_at = self._clock() + self._bounded(wait)
+            if self._budget is not None and self._budget[1] <= 0:
+                reset_at = max(reset_at, self._budget[2])  # a shorter wait does not cut it
+            self._budget = (self.sent, 0, reset_at)
         elif status < 500:
+            if seq > self._bare_at_seq:  # sent after the last round of bare 429s
+                self._bare_streak = 0
             if self._fastest is None or latency < self._fastest:
                 self._fastest = latency
             if self._fastest > 0 and latency > LATENCY_BLOWUP * self._fastest + 0.05:
@@ -188,6 +207,15 @@ class AdaptiveLimit:
                 self._budget = (seq, info.remaining_requests, self._clock() + self._bounded(reset))
         self._learn_rates(info)
         self._wake()
+
+    def _bare_429_wait(self, seq: int) -> float:
+        """The pause after a 429 that said nothing of how long: the next step, once per
+        round trip (the other 429s of the same burst wait as long, not longer)."""
+        if seq > self._bare_at_seq or self._bare_streak == 0:
+            self._bare_streak += 1
+            self._bare_at_seq = self.sent
+        steps = self.bare_429_delays
+        return steps[min(self._bare_streak, len(steps)) - 1]
 
     def _bounded(self, wait: float) -> float:
         return min(max(0.0, wait), self.max_wait)

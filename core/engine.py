@@ -310,6 +310,10 @@ class Engine:
             keep_values=keep_values,
             wire=extractor.wire,
         )
+        if run.limiter is not None:  # adaptive pauses after a bare 429 as the rows back off
+            run.limiter.bare_429_delays = (
+                extractor.retry.bare_429_delays or run.limiter.bare_429_delays
+            )
         try:
             yield run
         finally:

@@ -107,6 +107,11 @@ class RetryPolicy:
     """Longest server-requested wait we honour before giving up on a row."""
     validation_retries: int = 1
     """Re-asks (instructor's) when the model's answer does not validate."""
+    rate_limit_retries: int = 6
+    """Retries after 429s, counted apart from ``max_retries``: a 429 is the server pacing
+    the run, not the row failing, and a run far above the limit (gather over hundreds of
+    rows at 60 rpm) sees several per row. The larger of the two applies; ``max_retries=0``
+    turns every retry off."""
     bare_429_delays: tuple[float, ...] = (20.0, 40.0, 60.0)
     """Backoff after a 429 that says nothing of how long to wait (LiteLLM's own limit):
     long enough to cover a one-minute window, the run paused meanwhile (the last one
@@ -208,7 +213,7 @@ class Extractor:
         usage = [0, 0]
         ids: list[str] = []
         body = self.prepared.body(record.text)
-        failures = invalid = 0
+        failures = limited = invalid = 0
         try:
             while True:
                 await self.gate.wait()
@@ -234,15 +239,17 @@ class Extractor:
                 except Exception as exc:
                     clock.failed()
                     self._settle(reserved, *_keep_billed(exc, usage, ids))
-                    failures += 1
                     failure = classify(exc, self.secrets)
+                    rate_limited = failure.kind is ErrorKind.RATE_LIMIT
+                    limited += rate_limited
+                    failures += not rate_limited
                     if isinstance(exc, TimeoutError) and self.deadline is not None:
                         failure = Failure(
                             ErrorKind.TIMEOUT,
                             f"no complete answer within {self.deadline:g} s (--timeout bounds "
                             "a whole attempt: connecting, headers and body)",
                         )
-                    delay = self._delay(failures, failure)
+                    delay = self._delay(limited if rate_limited else failures, failure)
                     if delay is not None and _bare_429(failure):
                         failure = dataclasses.replace(
                             failure,
@@ -346,9 +353,16 @@ class Extractor:
         )
         return Failure(failure.kind, message, wait, failure.status)
 
+    def _allowed(self, failure: Failure) -> int:
+        """How many retries of this kind of failure a row has."""
+        most = self.retry.max_retries
+        if failure.kind is ErrorKind.RATE_LIMIT and most > 0:
+            return max(most, self.retry.rate_limit_retries)
+        return most
+
     def _delay(self, failures: int, failure: Failure) -> float | None:
         """Seconds to wait before retrying, or None to give up on this row."""
-        if failure.kind not in RETRYABLE or failures > self.retry.max_retries:
+        if failure.kind not in RETRYABLE or failures > self._allowed(failure):
             return None
         if failure.retry_after is not None:
             if failure.retry_after > self.retry.max_retry_after:

@@ -253,8 +253,9 @@ def add_endpoint_options(parser: argparse.ArgumentParser) -> None:
         type=non_negative_int,
         default=3,
         metavar="N",
-        help="retries of 429 / 5xx / timeouts / dropped connections per row, with "
-        "jittered backoff honouring retry-after (default: 3)",
+        help="retries of 5xx / timeouts / dropped connections per row, with "
+        "jittered backoff honouring retry-after (default: 3); 429s get at least 6 "
+        "(0: no retries at all)",
     )
     group.add_argument(
         "--validation-retries",

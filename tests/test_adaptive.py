@@ -205,3 +205,54 @@ async def test_the_first_stop_ends_a_run_waiting_on_a_reset_promptly() -> None:
     async with asyncio.timeout(2):
         stats = await task
     assert (stats.ok, run.cancelled) == (2, 4)
+
+
+class ScriptedServer:
+    """Answers request n with ``statuses[n]`` (then 200), a 429 with no header at all."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = statuses
+        self.sent_at: list[float] = []
+
+    async def __call__(self, record: Record) -> int:
+        await request_hook(None)
+        n = len(self.sent_at)
+        self.sent_at.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(0.001)
+        status = self.statuses[n] if n < len(self.statuses) else 200
+        await response_hook(FakeResponse(status))
+        return record.index
+
+
+async def test_a_429_without_a_wait_pauses_for_the_next_step_of_the_bare_delays() -> None:
+    # Main paused 1 s after a bare 429 (LiteLLM's own limit), then knocked again inside
+    # the same one-minute window. Now: the steps (20, 40, 60 s by default; scaled here),
+    # one further for each round of bare 429s, back to the first after a success.
+    server = ScriptedServer([429, 429, 200, 429])
+    limit = AdaptiveLimit(ceiling=1, start=1, bare_429_delays=(0.2, 0.4))
+    records = records_from_texts([str(i) for i in range(6)])
+    async with asyncio.timeout(10):
+        got = [r async for r in adaptive(records, server, 1, limit=limit)]  # type: ignore[arg-type]
+    assert len(got) == 6
+    gaps = [b - a for a, b in zip(server.sent_at, server.sent_at[1:], strict=False)]
+    assert 0.2 <= gaps[0] < 0.35  # first bare 429: the first step
+    assert 0.4 <= gaps[1] < 0.55  # a second in a row: the next step
+    assert gaps[2] < 0.1  # a success sends on
+    assert 0.2 <= gaps[3] < 0.35  # after a success, back to the first step
+    assert limit.rate_limited == 3
+
+
+async def test_the_engine_gives_adaptive_the_runs_bare_429_delays() -> None:
+    from core.client import choose_endpoint
+    from core.engine import ClientOptions, Engine
+    from core.extract import RetryPolicy
+
+    options = ClientOptions(retry=RetryPolicy(bare_429_delays=(2.0, 4.0)))
+    endpoint = choose_endpoint(base_url="http://127.0.0.1:9/v1", env={})
+    async with (
+        Engine(endpoint, options=options) as engine,
+        engine.run(records_from_texts(["x"]), Person, strategy="adaptive", concurrency=2) as run,
+    ):
+        assert run.limiter is not None
+        assert run.limiter.bare_429_delays == (2.0, 4.0)
+    assert AdaptiveLimit(2).bare_429_delays == (20.0, 40.0, 60.0)

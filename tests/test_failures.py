@@ -171,7 +171,8 @@ async def test_5xx_exhaustion_names_the_rows_attempts() -> None:
 async def test_429_exhaustion_names_the_rows_attempts() -> None:
     """A token limit no request fits under: every attempt is a 429 until retries run out."""
     config = ServerConfig(latency=0.0, jitter=0.0, tpm=1200, rate_window=0.05)
-    failed = await _failed_rows(config, RetryPolicy(max_retries=2, base_delay=0.001), 2)
+    policy = RetryPolicy(max_retries=2, rate_limit_retries=2, base_delay=0.001)
+    failed = await _failed_rows(config, policy, 2)
     for row in failed:
         assert row.error_kind is ErrorKind.RATE_LIMIT and row.attempts == row.rate_limited == 3
         assert row.error is not None and row.error.startswith("429 rate limited after 3 attempts: ")
