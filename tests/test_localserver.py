@@ -25,7 +25,7 @@ import instructor
 import openai
 import pytest
 import uvicorn
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from instructor.v2.core.errors import InstructorRetryException
 
@@ -362,6 +362,7 @@ async def test_tpm_limit_and_request_too_large() -> None:
 
 
 @settings(max_examples=60, deadline=None)
+@example(gaps=[0.10245566357009316, 0.5, 0.5], costs=[1] * 60, allowance=1)  # a float edge
 @given(
     gaps=st.lists(st.floats(min_value=0, max_value=0.6), min_size=1, max_size=60),
     costs=st.lists(st.integers(min_value=1, max_value=5), min_size=60, max_size=60),

@@ -119,7 +119,10 @@ class SlidingWindow:
         for stamp, units in self.log:
             freed += units
             if freed >= excess - 1e-9:
-                return max(0.0, stamp + self.window - now)
+                # Never 0 here: at the window's very edge, rounding can put the stamp a
+                # hair inside the window (stamp + window == now in floats); 0 would read
+                # as "admit now" while the unit still counts.
+                return max(1e-6, stamp + self.window - now)
         return self.window  # unreachable: the log holds ``used`` units
 
     def consume(self, now: float, cost: int) -> None:
