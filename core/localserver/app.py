@@ -119,11 +119,19 @@ class SlidingWindow:
         for stamp, units in self.log:
             freed += units
             if freed >= excess - 1e-9:
-                # Never 0 here: at the window's very edge, rounding can put the stamp a
-                # hair inside the window (stamp + window == now in floats); 0 would read
-                # as "admit now" while the unit still counts.
-                return max(1e-6, stamp + self.window - now)
+                return self._until_out(stamp, now)
         return self.window  # unreachable: the log holds ``used`` units
+
+    def _until_out(self, stamp: float, now: float) -> float:
+        """Seconds until the unit stamped ``stamp`` leaves the window, as ``prune`` will
+        see it: floats can leave ``stamp + window - now`` a hair short (or 0 while the
+        unit still counts), so the wait grows until it really is enough."""
+        wait = max(0.0, stamp + self.window - now)
+        step = 1e-9
+        while (now + wait) - self.window < stamp:
+            wait += step
+            step *= 2
+        return wait
 
     def consume(self, now: float, cost: int) -> None:
         self.log.append((now, cost))
