@@ -97,6 +97,19 @@ class Engine:
         self._endpoint: Endpoint | None = None
         self._prices = load_prices(self.options.prices)
 
+    @classmethod
+    def attached(
+        cls, endpoint: Endpoint, options: ClientOptions, pass_budget: float = DEFAULT_BUDGET_S
+    ) -> Engine:
+        """An engine on an endpoint another process started (a worker's; never started)."""
+        engine = cls(
+            EndpointChoice(endpoint.kind, endpoint.base_url, endpoint.model, endpoint.api_key),
+            options=options,
+            pass_budget=pass_budget,
+        )
+        engine._endpoint = endpoint
+        return engine
+
     @property
     def endpoint(self) -> Endpoint:
         if self._endpoint is None:
@@ -278,8 +291,26 @@ class Engine:
         concurrency: int,
         max_error_rate: float | None = None,
         keep_values: bool = False,
+        workers: int = 1,
     ) -> AsyncIterator[Run]:
-        """A Run with its own client (pool sized to the run), closed afterwards."""
+        """A Run with its own client (pool sized to the run), closed afterwards; with
+        ``workers`` above 1, its requests made by that many processes (``core.workers``)."""
+        if workers != 1:
+            from core.workers import run_on_workers
+
+            async with run_on_workers(
+                self,
+                records,
+                schema,
+                workers=workers,
+                strategy=strategy,
+                concurrency=concurrency,
+                connections=connections_for(strategy, concurrency, len(records)),
+                max_error_rate=max_error_rate,
+                keep_values=keep_values,
+            ) as run:
+                yield run
+            return
         extractor = self.extractor(schema, connections_for(strategy, concurrency, len(records)))
         await prime_client(extractor.client)
         run = Run(

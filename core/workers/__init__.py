@@ -1,0 +1,85 @@
+"""``--workers N``: one run's requests made by N worker processes.
+
+One Python process tops out at about a core's worth of requests (the openai
+SDK's request and response layers are most of a row's cost). With
+``--workers N`` the parent keeps the run (strategy, limits, events, store) and
+N worker processes (``core.workers.child``), each with its own event loop and
+client, make the requests; see ``core.workers.pool`` for what stays global and
+how a worker's death is survived. ``--workers 1`` is the one-process engine,
+unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from core.dataset import Record
+from core.errors import ConfigError
+from core.ratelimit import ClientRateLimit
+from core.runner import Run
+
+if TYPE_CHECKING:
+    from core.engine import Engine
+
+
+def check_workers(workers: int, strategy: str, budget_usd: float | None) -> None:
+    """What ``--workers`` above 1 cannot do yet, said before anything starts."""
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    if workers == 1:
+        return
+    if strategy == "adaptive":
+        raise ConfigError(
+            "--strategy adaptive reads each answer's rate-limit headers in the process that "
+            "sent it; with --workers use gather_semaphore or as_completed_semaphore"
+        )
+    if budget_usd is not None:
+        raise ConfigError("--budget is not supported with --workers above 1 yet")
+
+
+@asynccontextmanager
+async def run_on_workers(
+    engine: Engine,
+    records: Sequence[Record],
+    schema: type[BaseModel],
+    *,
+    workers: int,
+    strategy: str,
+    concurrency: int,
+    connections: int,
+    max_error_rate: float | None = None,
+    keep_values: bool = False,
+) -> AsyncIterator[Run]:
+    """A Run whose rows are extracted by ``workers`` processes, stopped afterwards."""
+    from core.workers.pool import WorkerPool, worker_config
+
+    options = engine.options
+    check_workers(workers, strategy, options.budget_usd)
+    config = worker_config(engine.endpoint, options, schema, connections, engine.pass_budget)
+    pool = WorkerPool(
+        workers,
+        config,
+        schema=schema,
+        limits=ClientRateLimit(options.rpm, options.tpm),
+        keep_values=keep_values,
+    )
+    await pool.start()
+    try:
+        run = Run(
+            records,
+            pool,
+            strategy=strategy,
+            concurrency=concurrency,
+            max_error_rate=max_error_rate,
+            secrets=engine.endpoint.secrets,
+            keep_values=keep_values,
+            wire=pool.wire,
+        )
+        run.pool = pool  # type: ignore[attr-defined]
+        yield run
+    finally:
+        await pool.close()

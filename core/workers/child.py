@@ -1,0 +1,248 @@
+"""A worker process: ``python -m core.workers.child``, started by ``WorkerPool``.
+
+It reads frames from stdin and writes frames to the stdout it was given (its
+own prints, and a user schema's, go to stderr). With the ``INIT`` frame it
+builds the run's client and extractor (its own event loop, connection pool
+and instructor handling), answers ``READY``, then extracts each ``ROW`` it is
+sent and sends the result back. Limits stay the parent's: every attempt asks
+the parent's rate limiter for its turn (``ASK`` / ``GRANT``), and a 429's
+run-wide pause goes to the parent, which passes it on to the other workers.
+The worker holds no state that outlives a row: killed, it loses only the rows
+it had, and the parent sends those again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import sys
+from dataclasses import dataclass, fields
+from typing import Any
+
+from core.client import Endpoint, close_client, prime_client
+from core.dataset import Record
+from core.engine import ClientOptions, Engine
+from core.extract import Extractor, ExtractionFailed, RateGate
+from core.failures import classify
+from core.gctune import quiet_gc
+from core.ratelimit import ClientRateLimit
+from core.results import Phases
+from core.workers import protocol as p
+from core.workers.schemaref import SchemaRef, load_ref
+
+PHASE_FIELDS = tuple(f.name for f in fields(Phases))
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    endpoint: Endpoint
+    options: ClientOptions
+    schema: SchemaRef
+    connections: int
+    pass_budget: float
+    sys_path: tuple[str, ...] = ()
+    cores: frozenset[int] | None = None
+    """CPU cores the worker may use (the parent's, before a simulator was pinned)."""
+
+
+class RemoteRateLimit(ClientRateLimit):
+    """The parent's rpm / tpm limiter, asked over the pipe for every attempt."""
+
+    def __init__(self, outbox: p.Outbox) -> None:
+        super().__init__()
+        self._outbox = outbox
+        self._tickets = itertools.count()
+        self.waiting: dict[int, asyncio.Future[int]] = {}
+
+    @property
+    def active(self) -> bool:
+        return True
+
+    async def acquire(self, estimated_tokens: int) -> int:
+        ticket = next(self._tickets)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.waiting[ticket] = future
+        self._outbox.put((p.ASK, ticket, estimated_tokens))
+        try:
+            return await future
+        finally:
+            self.waiting.pop(ticket, None)
+
+    def granted(self, ticket: int, charged: int) -> None:
+        future = self.waiting.get(ticket)
+        if future is not None and not future.done():
+            future.set_result(charged)
+
+    def correct(self, charged_tokens: int, actual_tokens: int) -> None:
+        self._outbox.put((p.CORRECT, charged_tokens, actual_tokens))
+
+
+class SharedGate(RateGate):
+    """The run-wide pause after a 429, told to the parent (which tells the others)."""
+
+    def __init__(self, outbox: p.Outbox) -> None:
+        super().__init__()
+        self._outbox = outbox
+
+    def pause(self, seconds: float) -> None:
+        super().pause(seconds)
+        self._outbox.put((p.PAUSE, seconds))
+
+    def pause_here(self, seconds: float) -> None:
+        super().pause(seconds)
+
+
+def phases_tuple(phases: Phases) -> tuple[Any, ...]:
+    return tuple(getattr(phases, name) for name in PHASE_FIELDS)
+
+
+class Worker:
+    def __init__(self, extractor: Extractor, outbox: p.Outbox, limits: RemoteRateLimit | None):
+        self.extractor = extractor
+        self.outbox = outbox
+        self.limits = limits
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+
+    def handle(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == p.ROW:
+            _, index, text = message
+            self.tasks[index] = asyncio.create_task(self.work(index, text))
+        elif kind == p.CANCEL:
+            task = self.tasks.pop(message[1], None)
+            if task is not None:
+                task.cancel()
+        elif kind == p.GRANT:
+            if self.limits is not None:
+                self.limits.granted(message[1], message[2])
+        elif kind == p.PAUSE:
+            gate = self.extractor.gate
+            if isinstance(gate, SharedGate):
+                gate.pause_here(message[1])
+
+    async def work(self, index: int, text: str) -> None:
+        phases = Phases()
+        put = self.outbox.put
+
+        def on_retry(attempt: int, delay: float, failure: Any) -> None:
+            put((p.RETRY, index, attempt, delay, failure))
+
+        try:
+            result = await self.extractor(Record(index, "", text), on_retry, phases)
+        except asyncio.CancelledError:
+            return  # the parent cancelled it and expects nothing
+        except ExtractionFailed as exc:
+            put(
+                (
+                    p.FAIL,
+                    index,
+                    exc.failure,
+                    exc.attempts,
+                    exc.prompt_tokens,
+                    exc.completion_tokens,
+                    exc.rate_limited,
+                    exc.cost_usd,
+                    exc.request_ids,
+                    phases_tuple(phases),
+                )
+            )
+        except Exception as exc:  # an extract that broke its promise: a failed row
+            tries = getattr(exc, "n_attempts", None)
+            failure = classify(exc, self.extractor.secrets)
+            attempts = tries if isinstance(tries, int) and tries > 0 else 1
+            put((p.FAIL, index, failure, attempts, 0, 0, 0, 0.0, (), phases_tuple(phases)))
+        else:
+            put(
+                (
+                    p.OK,
+                    index,
+                    result.value.model_dump(mode="json"),
+                    result.attempts,
+                    result.prompt_tokens,
+                    result.completion_tokens,
+                    result.rate_limited,
+                    result.cost_usd,
+                    result.guessed,
+                    result.request_ids,
+                    result.lenient,
+                    phases_tuple(phases),
+                )
+            )
+        finally:
+            self.tasks.pop(index, None)
+
+
+async def serve(in_fd: int, out_fd: int) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**20)
+    await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(in_fd, "rb", buffering=0)
+    )
+    transport, _ = await loop.connect_write_pipe(
+        asyncio.Protocol, os.fdopen(out_fd, "wb", buffering=0)
+    )
+    outbox = p.Outbox(transport.write)
+    first = await p.read_frame(reader)
+    if not first or first[0][0] != p.INIT:
+        return
+    config: WorkerConfig = first[0][1]
+    try:
+        extractor, limits = await setup(config, outbox)
+    except Exception as exc:
+        outbox.put((p.FATAL, f"{type(exc).__name__}: {exc}"))
+        outbox.flush()
+        await asyncio.sleep(0)
+        transport.close()
+        return
+    worker = Worker(extractor, outbox, limits)
+    outbox.put((p.READY, os.getpid()))
+    try:
+        with quiet_gc():
+            while (frame := await p.read_frame(reader)) is not None:
+                for message in frame:
+                    worker.handle(message)
+    finally:  # the parent is gone (or done): nothing here is wanted any more
+        for task in list(worker.tasks.values()):
+            task.cancel()
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+        await close_client(extractor.client)
+        transport.close()
+
+
+async def setup(config: WorkerConfig, outbox: p.Outbox) -> tuple[Extractor, RemoteRateLimit | None]:
+    for entry in reversed(config.sys_path):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    setaffinity = getattr(os, "sched_setaffinity", None)
+    if config.cores and setaffinity is not None:
+        try:
+            setaffinity(0, config.cores)
+        except OSError:
+            pass
+    schema = load_ref(config.schema)
+    engine = Engine.attached(config.endpoint, config.options, config.pass_budget)
+    extractor = engine.extractor(schema, config.connections)
+    limits = None
+    if config.options.rpm or config.options.tpm:
+        limits = RemoteRateLimit(outbox)
+        extractor.limits = limits
+    extractor.gate = SharedGate(outbox)
+    extractor.budget = None  # refused with --workers before the pool starts (see pool)
+    await prime_client(extractor.client)
+    return extractor, limits
+
+
+def main() -> None:
+    # The protocol gets its own copy of stdout; fd 1 becomes stderr, so a stray print
+    # (a user's schema module, a library) cannot corrupt a frame.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    asyncio.run(serve(0, out_fd))
+
+
+if __name__ == "__main__":
+    main()
