@@ -48,6 +48,7 @@ from core.stats import RunStats, ideal_elapsed
 from core.store import Store, resolve_store_path
 from core.strategies import STRATEGIES
 from core.targets import check_target
+from core.workers import check_workers
 from core.usage import OneLineParser
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -109,6 +110,7 @@ def load_inputs(args: argparse.Namespace) -> tuple[Dataset, type[BaseModel]]:
 def run_main(argv: Sequence[str]) -> int:
     args = run_parser().parse_args(argv)
     try:
+        check_workers(args.workers, args.strategy, args.budget)
         dataset, schema = load_inputs(args)
         store_path = None if args.no_store else resolve_store_path(args.store)
         out = None
@@ -146,6 +148,7 @@ async def _run(
             strategy=args.strategy,
             concurrency=args.concurrency,
             max_error_rate=args.max_error_rate,
+            workers=args.workers,
         ) as run:
             meta = run_meta(
                 dataset=dataset,
@@ -359,6 +362,7 @@ async def _bench(
                 strategy=strategy,
                 concurrency=args.concurrency,
                 max_error_rate=args.max_error_rate,
+                workers=args.workers,
             ) as run:
                 with quiet_gc():
                     stats = await run.execute()

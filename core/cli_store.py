@@ -442,6 +442,7 @@ async def _resume(
             strategy=args.strategy,
             concurrency=args.concurrency,
             max_error_rate=args.max_error_rate,
+            workers=getattr(args, "workers", 1),
         ) as run:
             recorder = RunRecorder(
                 store.path,

@@ -179,6 +179,14 @@ def add_strategy_options(
         f"(default: {DEFAULT_CONCURRENCY})",
     )
     group.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="make the requests from N worker processes (default 1: this process); "
+        "concurrency and --rpm/--tpm stay limits for the whole run",
+    )
+    group.add_argument(
         "--rpm",
         type=positive_int,
         metavar="N",

@@ -33,6 +33,8 @@ class DashboardSettings:
     max_error_rate: float | None = None
     store: Path | None = None
     """Where runs are recorded (None: not recorded)."""
+    workers: int = 1
+    """Worker processes making the requests (``--workers``; 1: the dashboard's own)."""
 
 
 def settings_from_args(args: argparse.Namespace, dataset: Path) -> DashboardSettings:
@@ -48,4 +50,5 @@ def settings_from_args(args: argparse.Namespace, dataset: Path) -> DashboardSett
         server=server_config_from_args(args),
         max_error_rate=args.max_error_rate,
         store=store_path_from_args(args),
+        workers=getattr(args, "workers", 1),
     )

@@ -14,6 +14,7 @@ it had, and the parent sends those again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import signal
@@ -24,7 +25,7 @@ from typing import Any
 from core.client import Endpoint, close_client, prime_client
 from core.dataset import Record
 from core.engine import ClientOptions, Engine
-from core.extract import Extractor, ExtractionFailed, RateGate
+from core.extract import ExtractionFailed, Extractor, RateGate
 from core.failures import classify
 from core.gctune import quiet_gc
 from core.ratelimit import ClientRateLimit
@@ -217,10 +218,8 @@ async def setup(config: WorkerConfig, outbox: p.Outbox) -> tuple[Extractor, Remo
             sys.path.insert(0, entry)
     setaffinity = getattr(os, "sched_setaffinity", None)
     if config.cores and setaffinity is not None:
-        try:
+        with contextlib.suppress(OSError):
             setaffinity(0, config.cores)
-        except OSError:
-            pass
     schema = load_ref(config.schema)
     engine = Engine.attached(config.endpoint, config.options, config.pass_budget)
     extractor = engine.extractor(schema, config.connections)

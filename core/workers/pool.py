@@ -31,6 +31,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 from pydantic import BaseModel
@@ -49,6 +50,8 @@ from core.workers.child import PHASE_FIELDS, WorkerConfig
 
 START_TIMEOUT = 60.0
 """Seconds a worker may take to import, build its client and say READY."""
+_ROOT = str(Path(core.__file__).resolve().parent.parent)
+"""Where ``core`` is imported from: the workers import the same one."""
 MAX_RESPAWNS_PER_WORKER = 3
 """Replacements started per worker asked for; past that the run goes on with fewer."""
 
@@ -205,8 +208,7 @@ class WorkerPool:
 
     async def _start_one(self, number: int) -> WorkerProcess:
         env = dict(os.environ)
-        root = os.path.dirname(os.path.dirname(os.path.abspath(core.__file__)))
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, env.get("PYTHONPATH")]))
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
