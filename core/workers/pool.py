@@ -398,9 +398,14 @@ class WorkerPool:
         worker.outbox.closed = True
         if self._closing:
             return
-        with contextlib.suppress(ProcessLookupError):
-            worker.process.kill()  # a closed pipe but still running: it is no worker now
-        await worker.process.wait()
+        # Not kill() at once: subprocess's Popen would reap a dead one itself (poll() before
+        # signalling) and asyncio would then never learn how it ended.
+        try:
+            await asyncio.wait_for(asyncio.shield(worker.process.wait()), 2.0)
+        except TimeoutError:  # a closed pipe but still running: it is no worker now
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.kill()
+            await worker.process.wait()
         await asyncio.sleep(0.05)  # its last words on stderr
         why = worker.why_gone()
         self.deaths.append(why)
