@@ -48,8 +48,8 @@ from core.stats import RunStats, ideal_elapsed
 from core.store import Store, resolve_store_path
 from core.strategies import STRATEGIES
 from core.targets import check_target
-from core.workers import check_workers
 from core.usage import OneLineParser
+from core.workers import check_workers
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 TERMINATING = tuple(

@@ -193,9 +193,10 @@ async def test_a_worker_killed_mid_run_loses_no_row_and_none_is_stored_twice(
             victim = pool.pids[0]
             async with recording(store, run, meta) as recorder:
                 assert recorder is not None
+                third = asyncio.Event()
+                run.subscribe(lambda _: third.set() if run.finished >= n // 3 else None)
                 task = asyncio.create_task(run.execute())
-                while run.finished < n // 3:
-                    await asyncio.sleep(0.01)
+                await asyncio.wait_for(third.wait(), 30)
                 assert pool.wire.in_flight > 0
                 os.kill(victim, signal.SIGKILL)
                 stats = await asyncio.wait_for(task, timeout=60)
@@ -226,9 +227,10 @@ async def test_stop_cancels_the_rows_at_the_workers_and_the_workers_end() -> Non
                 records, Person, strategy="as_completed_semaphore", concurrency=10, workers=2
             ) as run:
                 pids = pool_of(run).pids
+                fifteen = asyncio.Event()
+                run.subscribe(lambda _: fifteen.set() if run.ok >= 15 else None)
                 task = asyncio.create_task(run.execute())
-                while run.ok < 15:
-                    await asyncio.sleep(0.01)
+                await asyncio.wait_for(fifteen.wait(), 30)
                 run.stop("cancelled")
                 stats = await asyncio.wait_for(task, timeout=10)
                 await asyncio.sleep(0.5)
@@ -257,6 +259,5 @@ async def test_a_schema_defined_inside_a_function_is_refused_with_a_reason() -> 
     class Local(BaseModel):
         name: str
 
-    with LocalServer(ServerConfig(latency=0.0)) as server:
-        with pytest.raises(ConfigError, match="top level"):
-            await run_rows(server, records_from_texts(["x"]), Local, workers=2)
+    with LocalServer(ServerConfig(latency=0.0)) as server, pytest.raises(ConfigError, match="top"):
+        await run_rows(server, records_from_texts(["x"]), Local, workers=2)
