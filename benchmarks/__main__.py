@@ -1,4 +1,4 @@
-"""``python -m benchmarks [all|p1|p2|p3|p4|p5|article|profile ...] [--quick] [--json]``.
+"""``python -m benchmarks [all|p1|p2|p3|p4|p5|article|profile|scale-out ...] [--quick] [--json]``.
 
 Runs the chosen goals one after the other (never two at once: the machine is
 small), prints each goal's tables as it finishes, then one summary table. With
@@ -38,9 +38,10 @@ GOALS: dict[str, tuple[str, str]] = {
     "p5": ("benchmarks.endpoint", "P5 the endpoint"),
     "article": ("benchmarks.article", "the article's code"),
     "profile": ("benchmarks.profiling", "profile of the engine path"),
+    "scale-out": ("benchmarks.scaleout", "scale-out: worker processes"),
 }
 ALL = ("p1", "p2", "p3", "p4", "p5", "article")
-"""What ``all`` runs (``profile`` is on demand)."""
+"""What ``all`` runs (``profile`` and ``scale-out`` are on demand)."""
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -19,6 +19,7 @@ import itertools
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -240,7 +241,20 @@ def main() -> None:
     out_fd = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    asyncio.run(serve(0, out_fd))
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve(0, out_fd))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when installed (uvicorn[standard] brings it): a worker is all client."""
+    if os.environ.get("FANOUT_WORKER_LOOP") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 if __name__ == "__main__":
