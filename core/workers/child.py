@@ -20,21 +20,18 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from core.client import Endpoint, close_client, prime_client
-from core.dataset import Record
 from core.engine import ClientOptions, Engine
-from core.extract import ExtractionFailed, Extractor, RateGate
-from core.failures import classify
+from core.extract import Extractor, RateGate
+from core.failures import Failure
 from core.gctune import quiet_gc
 from core.ratelimit import ClientRateLimit
-from core.results import Phases
 from core.workers import protocol as p
+from core.workers.outcome import extract_row
 from core.workers.schemaref import SchemaRef, load_ref
-
-PHASE_FIELDS = tuple(f.name for f in fields(Phases))
 
 
 @dataclass(frozen=True)
@@ -96,10 +93,6 @@ class SharedGate(RateGate):
         super().pause(seconds)
 
 
-def phases_tuple(phases: Phases) -> tuple[Any, ...]:
-    return tuple(getattr(phases, name) for name in PHASE_FIELDS)
-
-
 class Worker:
     def __init__(self, extractor: Extractor, outbox: p.Outbox, limits: RemoteRateLimit | None):
         self.extractor = extractor
@@ -125,53 +118,13 @@ class Worker:
                 gate.pause_here(message[1])
 
     async def work(self, index: int, text: str) -> None:
-        phases = Phases()
-        put = self.outbox.put
-
-        def on_retry(attempt: int, delay: float, failure: Any) -> None:
-            put((p.RETRY, index, attempt, delay, failure))
+        def on_retry(attempt: int, delay: float, failure: Failure) -> None:
+            self.outbox.put((p.RETRY, index, attempt, delay, failure))
 
         try:
-            result = await self.extractor(Record(index, "", text), on_retry, phases)
+            self.outbox.put(await extract_row(self.extractor, index, text, on_retry))
         except asyncio.CancelledError:
             return  # the parent cancelled it and expects nothing
-        except ExtractionFailed as exc:
-            put(
-                (
-                    p.FAIL,
-                    index,
-                    exc.failure,
-                    exc.attempts,
-                    exc.prompt_tokens,
-                    exc.completion_tokens,
-                    exc.rate_limited,
-                    exc.cost_usd,
-                    exc.request_ids,
-                    phases_tuple(phases),
-                )
-            )
-        except Exception as exc:  # an extract that broke its promise: a failed row
-            tries = getattr(exc, "n_attempts", None)
-            failure = classify(exc, self.extractor.secrets)
-            attempts = tries if isinstance(tries, int) and tries > 0 else 1
-            put((p.FAIL, index, failure, attempts, 0, 0, 0, 0.0, (), phases_tuple(phases)))
-        else:
-            put(
-                (
-                    p.OK,
-                    index,
-                    result.value.model_dump(mode="json"),
-                    result.attempts,
-                    result.prompt_tokens,
-                    result.completion_tokens,
-                    result.rate_limited,
-                    result.cost_usd,
-                    result.guessed,
-                    result.request_ids,
-                    result.lenient,
-                    phases_tuple(phases),
-                )
-            )
         finally:
             self.tasks.pop(index, None)
 

@@ -32,7 +32,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -46,7 +46,8 @@ from core.phases import WireGauge
 from core.ratelimit import ClientRateLimit
 from core.results import ErrorKind, Phases
 from core.workers import protocol as p
-from core.workers.child import PHASE_FIELDS, WorkerConfig
+from core.workers.child import WorkerConfig
+from core.workers.outcome import settle
 
 START_TIMEOUT = 60.0
 """Seconds a worker may take to import, build its client and say READY."""
@@ -54,18 +55,6 @@ _ROOT = str(Path(core.__file__).resolve().parent.parent)
 """Where ``core`` is imported from: the workers import the same one."""
 MAX_RESPAWNS_PER_WORKER = 3
 """Replacements started per worker asked for; past that the run goes on with fewer."""
-
-
-class Dumped:
-    """A row's value as the worker dumped it (``model_dump(mode="json")``), for the Run."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.data = data
-
-    def model_dump(self, mode: str = "json") -> dict[str, Any]:
-        return self.data
 
 
 @dataclass(eq=False)
@@ -303,8 +292,8 @@ class WorkerPool:
         stdout = worker.process.stdout
         assert stdout is not None
         handlers: dict[str, Callable[[WorkerProcess, tuple[Any, ...]], None]] = {
-            p.OK: self._ok,
-            p.FAIL: self._fail,
+            p.OK: self._settle,
+            p.FAIL: self._settle,
             p.RETRY: self._retry,
             p.ASK: self._ask,
             p.CORRECT: self._correct,
@@ -323,42 +312,17 @@ class WorkerPool:
             return None  # cancelled meanwhile, or sent again after its worker died
         return job
 
-    def _copy_phases(self, job: Job, values: tuple[Any, ...]) -> None:
-        if job.phases is None:
-            return
-        for name, value in zip(PHASE_FIELDS, values, strict=True):
-            if name != "wait_sem_s":
-                setattr(job.phases, name, value)
-
-    def _ok(self, worker: WorkerProcess, m: tuple[Any, ...]) -> None:
-        (_, index, data, attempts, prompt, completion, limited, cost, guessed, ids, lenient, ph) = m
-        job = self._job_of(worker, index)
+    def _settle(self, worker: WorkerProcess, message: tuple[Any, ...]) -> None:
+        job = self._job_of(worker, message[1])
         if job is None:
             return
-        self._copy_phases(job, ph)
-        value = self.schema.model_validate(data) if self.keep_values else Dumped(data)
-        job.future.set_result(
-            Extraction(
-                value=cast(BaseModel, value),
-                attempts=attempts + job.lost,
-                prompt_tokens=prompt,
-                completion_tokens=completion,
-                rate_limited=limited,
-                cost_usd=cost,
-                guessed=guessed,
-                request_ids=ids,
-                lenient=lenient,
-            )
-        )
-
-    def _fail(self, worker: WorkerProcess, m: tuple[Any, ...]) -> None:
-        (_, index, failure, attempts, prompt, completion, limited, cost, ids, ph) = m
-        job = self._job_of(worker, index)
-        if job is None:
-            return
-        self._copy_phases(job, ph)
-        job.future.set_exception(
-            ExtractionFailed(failure, attempts + job.lost, prompt, completion, limited, cost, ids)
+        settle(
+            job.future,
+            message,
+            lost=job.lost,
+            phases=job.phases,
+            schema=self.schema,
+            keep_values=self.keep_values,
         )
 
     def _retry(self, worker: WorkerProcess, m: tuple[Any, ...]) -> None:
