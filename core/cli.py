@@ -110,7 +110,7 @@ def load_inputs(args: argparse.Namespace) -> tuple[Dataset, type[BaseModel]]:
 def run_main(argv: Sequence[str]) -> int:
     args = run_parser().parse_args(argv)
     try:
-        check_workers(args.workers, args.strategy, args.budget)
+        check_workers(args.workers, args.strategy, args.budget, args.ray)
         dataset, schema = load_inputs(args)
         store_path = None if args.no_store else resolve_store_path(args.store)
         out = None
@@ -149,6 +149,7 @@ async def _run(
             concurrency=args.concurrency,
             max_error_rate=args.max_error_rate,
             workers=args.workers,
+            ray=args.ray,
         ) as run:
             meta = run_meta(
                 dataset=dataset,
@@ -363,6 +364,7 @@ async def _bench(
                 concurrency=args.concurrency,
                 max_error_rate=args.max_error_rate,
                 workers=args.workers,
+                ray=args.ray,
             ) as run:
                 with quiet_gc():
                     stats = await run.execute()

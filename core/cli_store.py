@@ -443,6 +443,7 @@ async def _resume(
             concurrency=args.concurrency,
             max_error_rate=args.max_error_rate,
             workers=getattr(args, "workers", 1),
+            ray=getattr(args, "ray", None),
         ) as run:
             recorder = RunRecorder(
                 store.path,

@@ -292,10 +292,12 @@ class Engine:
         max_error_rate: float | None = None,
         keep_values: bool = False,
         workers: int = 1,
+        ray: str | None = None,
     ) -> AsyncIterator[Run]:
         """A Run with its own client (pool sized to the run), closed afterwards; with
-        ``workers`` above 1, its requests made by that many processes (``core.workers``)."""
-        if workers != 1:
+        ``workers`` above 1, its requests made by that many processes, and with ``ray`` (an
+        address, or "local") by that many Ray actors (``core.workers``)."""
+        if workers != 1 or ray is not None:
             from core.workers import run_on_workers
 
             async with run_on_workers(
@@ -308,6 +310,7 @@ class Engine:
                 connections=connections_for(strategy, concurrency, len(records)),
                 max_error_rate=max_error_rate,
                 keep_values=keep_values,
+                ray=ray,
             ) as run:
                 yield run
             return

@@ -737,6 +737,7 @@ class FanoutApp(App[int]):
             concurrency=concurrency,
             max_error_rate=self.settings.max_error_rate,
             workers=self.settings.workers,
+            ray=self.settings.ray,
         ) as run:
             feed = RunFeed(run, limit)
             self.feed = feed

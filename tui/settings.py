@@ -35,6 +35,8 @@ class DashboardSettings:
     """Where runs are recorded (None: not recorded)."""
     workers: int = 1
     """Worker processes making the requests (``--workers``; 1: the dashboard's own)."""
+    ray: str | None = None
+    """``--ray``: the Ray cluster's address ("local": a local instance), or None."""
 
 
 def settings_from_args(args: argparse.Namespace, dataset: Path) -> DashboardSettings:
@@ -51,4 +53,5 @@ def settings_from_args(args: argparse.Namespace, dataset: Path) -> DashboardSett
         max_error_rate=args.max_error_rate,
         store=store_path_from_args(args),
         workers=getattr(args, "workers", 1),
+        ray=getattr(args, "ray", None),
     )

@@ -24,13 +24,21 @@ from core.runner import Run
 
 if TYPE_CHECKING:
     from core.engine import Engine
+    from core.workers.ray_pool import RayPool
 
 
-def check_workers(workers: int, strategy: str, budget_usd: float | None) -> None:
-    """What ``--workers`` above 1 cannot do yet, said before anything starts."""
+def check_workers(
+    workers: int, strategy: str, budget_usd: float | None, ray: str | None = None
+) -> None:
+    """What ``--workers`` above 1 (or ``--ray``) cannot do yet, said before anything starts."""
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
-    if workers == 1:
+    if ray is not None:
+        try:
+            import ray as _ray  # noqa: F401
+        except ImportError:
+            raise ConfigError("--ray needs Ray installed: pip install 'fanout[ray]'") from None
+    elif workers == 1:
         return
     if strategy == "adaptive":
         raise ConfigError(
@@ -53,20 +61,28 @@ async def run_on_workers(
     connections: int,
     max_error_rate: float | None = None,
     keep_values: bool = False,
+    ray: str | None = None,
 ) -> AsyncIterator[Run]:
-    """A Run whose rows are extracted by ``workers`` processes, stopped afterwards."""
+    """A Run whose rows are extracted by ``workers`` processes (or Ray actors, with
+    ``ray``: an address, or "local"), stopped afterwards."""
     from core.workers.pool import WorkerPool, worker_config
 
     options = engine.options
-    check_workers(workers, strategy, options.budget_usd)
+    check_workers(workers, strategy, options.budget_usd, ray)
     config = worker_config(engine.endpoint, options, schema, connections, engine.pass_budget)
-    pool = WorkerPool(
-        workers,
-        config,
-        schema=schema,
-        limits=ClientRateLimit(options.rpm, options.tpm),
-        keep_values=keep_values,
-    )
+    pool: WorkerPool | RayPool
+    if ray is not None:
+        from core.workers.ray_pool import RayPool
+
+        pool = RayPool(workers, config, schema=schema, address=ray, keep_values=keep_values)
+    else:
+        pool = WorkerPool(
+            workers,
+            config,
+            schema=schema,
+            limits=ClientRateLimit(options.rpm, options.tpm),
+            keep_values=keep_values,
+        )
     await pool.start()
     try:
         run = Run(

@@ -166,23 +166,30 @@ async def serve(in_fd: int, out_fd: int) -> None:
         transport.close()
 
 
-async def setup(config: WorkerConfig, outbox: p.Outbox) -> tuple[Extractor, RemoteRateLimit | None]:
+def build_extractor(config: WorkerConfig) -> Extractor:
+    """The run's extractor, as the parent's engine would build it (its budget is None:
+    ``--budget`` is refused with workers)."""
     for entry in reversed(config.sys_path):
         if entry not in sys.path:
             sys.path.insert(0, entry)
+    schema = load_ref(config.schema)
+    engine = Engine.attached(config.endpoint, config.options, config.pass_budget)
+    extractor = engine.extractor(schema, config.connections)
+    extractor.budget = None
+    return extractor
+
+
+async def setup(config: WorkerConfig, outbox: p.Outbox) -> tuple[Extractor, RemoteRateLimit | None]:
     setaffinity = getattr(os, "sched_setaffinity", None)
     if config.cores and setaffinity is not None:
         with contextlib.suppress(OSError):
             setaffinity(0, config.cores)
-    schema = load_ref(config.schema)
-    engine = Engine.attached(config.endpoint, config.options, config.pass_budget)
-    extractor = engine.extractor(schema, config.connections)
+    extractor = build_extractor(config)
     limits = None
     if config.options.rpm or config.options.tpm:
         limits = RemoteRateLimit(outbox)
         extractor.limits = limits
     extractor.gate = SharedGate(outbox)
-    extractor.budget = None  # refused with --workers before the pool starts (see pool)
     await prime_client(extractor.client)
     return extractor, limits
 
