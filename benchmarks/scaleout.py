@@ -15,6 +15,11 @@ at 1). The whole machine's busy and idle cores over the run (/proc/stat) show
 how much of it the run had: the machine may be shared. The rows' data of
 every run is compared with the first one-process run's: mismatches must be 0.
 
+With Ray installed (``fanout[ray]``), the same rows go through ``--ray`` (a local
+Ray instance started once) with 1 and 2 actors, in the same alternation; their
+client CPU is the driver's and the actors' (Ray's own raylet and GCS are not
+counted there, but are in the machine's busy cores).
+
 Target (issue 17): on a 2-core machine, ``--workers 2`` >= 1.5x the rows/s of
 ``--workers 1``. The simulator is not pinned here: at zero latency it needs a
 share of both cores, and pinning it to one would leave the client one core.
@@ -51,6 +56,7 @@ CONCURRENCY = 100
 FULL_ROWS = 6_000
 QUICK_ROWS = 1_500
 TARGET_SPEEDUP = 1.5
+RAY_ACTORS = (1, 2)
 
 
 def worker_counts() -> tuple[int, ...]:
@@ -70,13 +76,20 @@ def machine_cpu() -> tuple[float, float]:
     return (sum(fields) - idle) / tick, idle / tick
 
 
-async def one_run(server: LocalServer, texts: list[str], workers: int) -> dict[str, Any]:
+async def one_run(
+    server: LocalServer, texts: list[str], workers: int, ray: str | None = None
+) -> dict[str, Any]:
     records = records_of(texts)
     engine = Engine(choose_endpoint(server.base_url, "fanout-sim", env={}))
     async with (
         engine,
         engine.run(
-            records, Person, strategy="gather_semaphore", concurrency=CONCURRENCY, workers=workers
+            records,
+            Person,
+            strategy="gather_semaphore",
+            concurrency=CONCURRENCY,
+            workers=workers,
+            ray=ray,
         ) as run,
     ):
         pool = getattr(run, "pool", None)
@@ -96,6 +109,7 @@ async def one_run(server: LocalServer, texts: list[str], workers: int) -> dict[s
         data = [row.data for row in run.rows]
     n = len(texts)
     return {
+        "backend": "ray" if ray else "workers",
         "workers": workers,
         "rows": n,
         "ok": stats.ok,
@@ -121,29 +135,49 @@ async def measure_async(options: Options) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     load_seen: list[float] = []
     reference: list[Any] | None = None
-    with LocalServer(ServerConfig(latency=0.0, jitter=0.0)) as server:
-        await one_run(server, texts[:200], 1)  # warm the simulator and the imports
-        for repeat in range(options.repeat):
-            for workers in counts:
-                progress(options, f"scale-out: {n} rows, --workers {workers} (rep {repeat + 1})")
-                if hasattr(os, "getloadavg"):
-                    load_seen.append(os.getloadavg()[0])
-                result = await one_run(server, texts, workers)
-                data = result.pop("data")
-                if reference is None:
-                    reference = data
-                result["mismatches"] = sum(
-                    1 for a, b in zip(reference, data, strict=True) if a != b
-                )
-                result["repeat"] = repeat
-                runs.append(result)
+    plan: list[tuple[int, str | None]] = [(workers, None) for workers in counts]
+    ray = ray_module()
+    if ray is not None:
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        plan += [(actors, "local") for actors in RAY_ACTORS]
+    try:
+        with LocalServer(ServerConfig(latency=0.0, jitter=0.0)) as server:
+            await one_run(server, texts[:200], 1)  # warm the simulator and the imports
+            for repeat in range(options.repeat):
+                for workers, where in plan:
+                    what = f"--ray --workers {workers}" if where else f"--workers {workers}"
+                    progress(options, f"scale-out: {n} rows, {what} (rep {repeat + 1})")
+                    if hasattr(os, "getloadavg"):
+                        load_seen.append(os.getloadavg()[0])
+                    result = await one_run(server, texts, workers, where)
+                    data = result.pop("data")
+                    if reference is None:
+                        reference = data
+                    result["mismatches"] = sum(
+                        1 for a, b in zip(reference, data, strict=True) if a != b
+                    )
+                    result["repeat"] = repeat
+                    runs.append(result)
+    finally:
+        if ray is not None:
+            ray.shutdown()
     return {
         "rows": n,
         "concurrency": CONCURRENCY,
         "counts": list(counts),
+        "ray": ray is not None,
         "runs": runs,
         "load_1min": load_seen,
     }
+
+
+def ray_module() -> Any:
+    """Ray, when installed (``fanout[ray]``); its rows are measured too."""
+    try:
+        import ray
+    except ImportError:
+        return None
+    return ray
 
 
 def measure(options: Options) -> dict[str, Any]:
@@ -152,6 +186,39 @@ def measure(options: Options) -> dict[str, Any]:
 
 def report(raw: dict[str, Any]) -> GoalResult:
     runs = raw["runs"]
+    text = ""
+    verdicts = []
+    for backend in ("workers", "ray"):
+        chosen = [r for r in runs if r.get("backend", "workers") == backend]
+        if not chosen:
+            continue
+        part, summary = backend_table(chosen)
+        raw.setdefault("summary", {})[backend] = {str(k): v for k, v in summary.items()}
+        title = "worker processes (--workers N)" if backend == "workers" else "Ray actors"
+        text += f"{title}:\n{part}\n\n"
+        if backend == "workers" and 2 in summary:
+            base = summary[1]["rows_per_s"]
+            got = summary[2]["speedup"]
+            mismatches = sum(r["mismatches"] for r in runs)
+            loads = raw["load_1min"]
+            verdicts.append(
+                Verdict(
+                    "scale-out --workers 2",
+                    f">= {TARGET_SPEEDUP}x --workers 1",
+                    f"{summary[2]['rows_per_s']:,.0f} vs {base:,.0f} rows/s",
+                    fmt_x(got),
+                    got >= TARGET_SPEEDUP and mismatches == 0,
+                    f"{mismatches} mismatches; load {max(loads):.1f}" if loads else "",
+                )
+            )
+    loads = raw["load_1min"]
+    if loads:
+        text += f"1-min load average seen before the runs: {min(loads):.2f}-{max(loads):.2f}"
+    return GoalResult("scale-out", "scale-out: worker processes and Ray", raw, text, verdicts)
+
+
+def backend_table(runs: list[dict[str, Any]]) -> tuple[str, dict[int, dict[str, float]]]:
+    """One backend's table (efficiency against its own N = 1) and its summary."""
     by: dict[int, list[dict[str, Any]]] = {}
     for r in runs:
         by.setdefault(r["workers"], []).append(r)
@@ -200,25 +267,7 @@ def report(raw: dict[str, Any]) -> GoalResult:
         ],
         rows,
     )
-    loads = raw["load_1min"]
-    if loads:
-        text += f"\n1-min load average seen before the runs: {min(loads):.2f}-{max(loads):.2f}"
-    raw["summary"] = {str(k): v for k, v in summary.items()}
-    verdicts = []
-    if 2 in summary:
-        got = summary[2]["speedup"]
-        mismatches = sum(r["mismatches"] for r in runs)
-        verdicts.append(
-            Verdict(
-                "scale-out --workers 2",
-                f">= {TARGET_SPEEDUP}x --workers 1",
-                f"{summary[2]['rows_per_s']:,.0f} vs {base:,.0f} rows/s",
-                fmt_x(got),
-                got >= TARGET_SPEEDUP and mismatches == 0,
-                f"{mismatches} mismatches; load {max(loads):.1f}" if loads else "",
-            )
-        )
-    return GoalResult("scale-out", "scale-out: worker processes", raw, text, verdicts)
+    return text, summary
 
 
 def run(options: Options) -> GoalResult:

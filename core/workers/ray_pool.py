@@ -43,7 +43,9 @@ from core.workers.outcome import Message, extract_row, settle
 
 ACTOR_CONCURRENCY = 10_000
 """Calls an async actor runs at once (the driver's strategy is the real limit)."""
-MAX_RESTARTS = 2
+MAX_RESTARTS = 0
+"""A dead actor stays dead: its rows go to the others (restarting one with its
+constructor arguments in the object store is fragile, see ray-project/ray#53727)."""
 
 
 class Coordinator:
