@@ -261,3 +261,39 @@ async def test_a_schema_defined_inside_a_function_is_refused_with_a_reason() -> 
 
     with LocalServer(ServerConfig(latency=0.0)) as server, pytest.raises(ConfigError, match="top"):
         await run_rows(server, records_from_texts(["x"]), Local, workers=2)
+
+
+async def test_the_dashboard_follows_a_run_on_workers_and_cancels_it(tmp_path: Path) -> None:
+    from textual.widgets import Button
+
+    from core.options import bundled_datasets_dir
+    from tests.tui_support import wait_for
+    from tui.app import FanoutApp
+    from tui.settings import DashboardSettings
+    from tui.widgets.runs_table import RunsTable
+
+    store = tmp_path / "runs.sqlite3"
+    settings = DashboardSettings(
+        dataset=bundled_datasets_dir() / "people_1000.csv",
+        strategy="as_completed_semaphore",
+        concurrency=4,
+        server=ServerConfig(latency=0.1, jitter=0.0),
+        store=store,
+        workers=2,
+    )
+    app = FanoutApp(settings, load_dataset(settings.dataset), Person)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("5", "r")
+        await wait_for(pilot, lambda: app.feed is not None and app.feed.run.ok >= 20, 60)
+        run = app.feed.run if app.feed is not None else None
+        assert run is not None
+        pids = pool_of(run).pids
+        await pilot.press("c")
+        await wait_for(pilot, lambda: not app.running, 30)
+        stats = app.query_one(RunsTable).history[0][1]
+        assert stats.ok >= 20 and stats.cancelled > 0 and stats.ok + stats.cancelled == 1000
+        assert app.query_one("#run", Button).disabled is False
+        await wait_for(pilot, lambda: not any(alive(pid) for pid in pids), 10)
+    with Store(store, create=False) as opened:
+        (info,) = opened.list_runs()
+    assert (info.status, info.ok, info.cancelled) == ("cancelled", stats.ok, stats.cancelled)

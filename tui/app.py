@@ -736,8 +736,7 @@ class FanoutApp(App[int]):
             strategy=strategy,
             concurrency=concurrency,
             max_error_rate=self.settings.max_error_rate,
-            workers=self.settings.workers,
-            ray=self.settings.ray,
+            **self.settings.scale_out(),
         ) as run:
             feed = RunFeed(run, limit)
             self.feed = feed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core.client import EndpointChoice, choose_endpoint
 from core.engine import ClientOptions
@@ -37,6 +38,12 @@ class DashboardSettings:
     """Worker processes making the requests (``--workers``; 1: the dashboard's own)."""
     ray: str | None = None
     """``--ray``: the Ray cluster's address ("local": a local instance), or None."""
+
+    def scale_out(self) -> dict[str, Any]:
+        """``Engine.run``'s ``workers`` / ``ray``, when set (nothing for one process)."""
+        if self.workers == 1 and self.ray is None:
+            return {}
+        return {"workers": self.workers, "ray": self.ray}
 
 
 def settings_from_args(args: argparse.Namespace, dataset: Path) -> DashboardSettings:
