@@ -668,7 +668,11 @@ class FanoutApp(App[int]):
                 self.strategy = strategy
                 self._describe(self.dataset.path.name, len(self.dataset), self.schema)
                 self.query_one(ResultsTable).set_schema(self.schema)
-                await self._one_run(engine, self.dataset.records, strategy, concurrency)
+                try:
+                    await self._one_run(engine, self.dataset.records, strategy, concurrency)
+                except FanoutError as exc:  # the run could not start (workers, Ray ...)
+                    self.notify(f"cannot run: {exc}", severity="error", timeout=15)
+                    break
         finally:
             self.running = False
 

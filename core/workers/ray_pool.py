@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,13 +222,21 @@ class RayPool:
 
     def _init(self) -> None:
         address = None if self.address in ("", "local") else self.address
+        # Ray hands its processes this process's stdout/stderr; a dashboard has replaced
+        # them with objects that have no file descriptor, and its screen must stay clean.
+        saved = sys.stdout, sys.stderr
         try:
-            ray.init(
-                address=address or "local",
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
+            with open(os.devnull, "w") as null:
+                sys.stdout = sys.stderr = null
+                try:
+                    ray.init(
+                        address=address or "local",
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        configure_logging=False,
+                    )
+                finally:
+                    sys.stdout, sys.stderr = saved
         except Exception as exc:
             where = address or "a local Ray instance"
             raise EndpointError(f"cannot start Ray on {where}: {_one_line(exc)}") from None
