@@ -7,6 +7,7 @@ its address. Requests go over real HTTP to the simulator on loopback.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import os
@@ -193,3 +194,37 @@ def test_a_killed_ray_driver_resumes_with_every_row_once(cluster: str, tmp_path:
         assert (done.status, done.ok, done.pending) == ("finished", n, 0)
         after = {r.index: r.data for r in store.load_rows(info.id)}
     assert {i: after[i] for i in ok_before} == ok_before
+
+
+async def test_an_actor_killed_mid_run_loses_no_row(cluster: str) -> None:
+    n = 200
+    with LocalServer(ServerConfig(latency=0.05, jitter=0.0)) as server:
+        engine = Engine(choose_endpoint(server.base_url, "fanout-sim", env={}))
+        async with (
+            engine,
+            engine.run(
+                records_from_texts(texts(n)),
+                Person,
+                strategy="as_completed_semaphore",
+                concurrency=16,
+                workers=2,
+                ray="local",
+            ) as run,
+        ):
+            pool = getattr(run, "pool", None)
+            assert isinstance(pool, RayPool)
+            victim = pool.pids[0]
+            third = asyncio.Event()
+            run.subscribe(lambda _: third.set() if run.finished >= n // 3 else None)
+            task = asyncio.create_task(run.execute())
+            await asyncio.wait_for(third.wait(), 60)
+            os.kill(victim, signal.SIGKILL)
+            stats = await asyncio.wait_for(task, 60)
+            deaths = list(pool.deaths)
+        seen = health(server)["counts"]
+    assert stats.ok == n and stats.failed == stats.cancelled == 0
+    assert deaths and all("actor 1" in d for d in deaths)
+    assert run.retries >= 1
+    answered = [r.request_ids[-1] for r in run.rows]
+    assert len(set(answered)) == n
+    assert n <= seen["completions"] <= n + run.retries

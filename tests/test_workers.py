@@ -297,3 +297,33 @@ async def test_the_dashboard_follows_a_run_on_workers_and_cancels_it(tmp_path: P
     with Store(store, create=False) as opened:
         (info,) = opened.list_runs()
     assert (info.status, info.ok, info.cancelled) == ("cancelled", stats.ok, stats.cancelled)
+
+
+async def test_the_dashboard_says_why_a_run_on_workers_cannot_start() -> None:
+    from textual.widgets import Button
+
+    from core.options import bundled_datasets_dir
+    from tests.tui_support import wait_for
+    from tui.app import FanoutApp
+    from tui.settings import DashboardSettings
+
+    settings = DashboardSettings(
+        dataset=bundled_datasets_dir() / "people.csv",
+        server=ServerConfig(latency=0.0),
+        client=ClientOptions(budget_usd=1.0),
+        workers=2,
+    )
+    app = FanoutApp(settings, load_dataset(settings.dataset), Person)
+    said: list[str] = []
+    original = app.notify
+
+    def notify(message: str, **kwargs: Any) -> None:
+        said.append(message)
+        original(message, **kwargs)
+
+    app.notify = notify  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("r")
+        await wait_for(pilot, lambda: any("--budget is not supported" in m for m in said))
+        await wait_for(pilot, lambda: not app.running)
+        assert app.query_one("#run", Button).disabled is False
