@@ -110,7 +110,7 @@ def load_inputs(args: argparse.Namespace) -> tuple[Dataset, type[BaseModel]]:
 def run_main(argv: Sequence[str]) -> int:
     args = run_parser().parse_args(argv)
     try:
-        check_workers(args.workers, args.strategy, args.budget, args.ray)
+        check_workers(args.workers, args.strategy, args.ray)
         dataset, schema = load_inputs(args)
         store_path = None if args.no_store else resolve_store_path(args.store)
         out = None

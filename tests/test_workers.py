@@ -29,6 +29,7 @@ from core.engine import ClientOptions, Engine
 from core.errors import ConfigError
 from core.localserver import LocalServer, ServerConfig
 from core.models import Person, load_schema
+from core.prices import load_prices, price_for
 from core.recorder import recording, run_meta
 from core.results import Status
 from core.runner import Run
@@ -251,8 +252,8 @@ def test_cli_workers_writes_every_row_and_refuses_what_it_cannot_do(
     assert code == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 7 and all(r["status"] == "ok" for r in rows)
-    assert main(["run", "--workers", "2", "--budget", "1", "--no-store"]) != 0
-    assert "--budget is not supported with --workers" in capsys.readouterr().err
+    assert main(["run", "--workers", "2", "-s", "adaptive", "--no-store"]) != 0
+    assert "--strategy adaptive reads each answer's rate-limit" in capsys.readouterr().err
 
 
 async def test_a_schema_defined_inside_a_function_is_refused_with_a_reason() -> None:
@@ -309,8 +310,8 @@ async def test_the_dashboard_says_why_a_run_on_workers_cannot_start() -> None:
 
     settings = DashboardSettings(
         dataset=bundled_datasets_dir() / "people.csv",
+        strategy="adaptive",
         server=ServerConfig(latency=0.0),
-        client=ClientOptions(budget_usd=1.0),
         workers=2,
     )
     app = FanoutApp(settings, load_dataset(settings.dataset), Person)
@@ -324,6 +325,36 @@ async def test_the_dashboard_says_why_a_run_on_workers_cannot_start() -> None:
     app.notify = notify  # type: ignore[method-assign]
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("r")
-        await wait_for(pilot, lambda: any("--budget is not supported" in m for m in said))
+        await wait_for(pilot, lambda: any("--strategy adaptive reads" in m for m in said))
         await wait_for(pilot, lambda: not app.running)
         assert app.query_one("#run", Button).disabled is False
+
+
+async def test_budget_is_one_for_all_workers_and_stops_the_run_cleanly() -> None:
+    price = price_for("gpt-4o", load_prices())
+    assert price is not None
+    budget = 20 * price.cost(60, 10)  # roughly twenty requests' worth
+    with LocalServer(ServerConfig(latency=0.02, jitter=0.0)) as server:
+        endpoint = choose_endpoint(base_url=server.base_url, model="gpt-4o", env={})
+        options = ClientOptions(budget_usd=budget)
+        async with (
+            Engine(endpoint, options=options) as engine,
+            engine.run(
+                records_from_texts(texts(200)),
+                Person,
+                strategy="as_completed_semaphore",
+                concurrency=4,
+                workers=2,
+            ) as run,
+        ):
+            stats = await run.execute()
+        sent = health(server)["counts"]["completions"]
+    # Two budgets of this size (one per worker) would pay for ~40 rows.
+    assert 10 <= stats.ok <= 25
+    assert stats.cost_usd <= budget and stats.cost_usd == pytest.approx(
+        sum(r.cost_usd for r in run.rows)
+    )
+    # Nothing sent once the budget was reached: only rows in flight then were cancelled.
+    assert stats.ok <= sent <= stats.ok + 4
+    assert stats.stopped_reason is not None and "budget" in stats.stopped_reason
+    assert stats.ok + stats.failed + stats.cancelled == 200

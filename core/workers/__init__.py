@@ -17,19 +17,19 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from core.client import close_client
 from core.dataset import Record
 from core.errors import ConfigError
-from core.ratelimit import ClientRateLimit
+from core.ratelimit import Budget, ClientRateLimit
 from core.runner import Run
+from core.workers.budget import RowBudget
 
 if TYPE_CHECKING:
     from core.engine import Engine
     from core.workers.ray_pool import RayPool
 
 
-def check_workers(
-    workers: int, strategy: str, budget_usd: float | None, ray: str | None = None
-) -> None:
+def check_workers(workers: int, strategy: str, ray: str | None = None) -> None:
     """What ``--workers`` above 1 (or ``--ray``) cannot do yet, said before anything starts."""
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
@@ -45,8 +45,6 @@ def check_workers(
             "--strategy adaptive reads each answer's rate-limit headers in the process that "
             "sent it; with --workers use gather_semaphore or as_completed_semaphore"
         )
-    if budget_usd is not None:
-        raise ConfigError("--budget is not supported with --workers above 1 yet")
 
 
 @asynccontextmanager
@@ -68,13 +66,20 @@ async def run_on_workers(
     from core.workers.pool import WorkerPool, worker_config
 
     options = engine.options
-    check_workers(workers, strategy, options.budget_usd, ray)
+    check_workers(workers, strategy, ray)
     config = worker_config(engine.endpoint, options, schema, connections, engine.pass_budget)
+    budget = None
+    estimator = None
+    if options.budget_usd is not None and engine.price() is not None:
+        estimator = engine.extractor(schema, 1)  # for expected costs only; sends nothing
+        budget = RowBudget(Budget(options.budget_usd), estimator.expected_cost)
     pool: WorkerPool | RayPool
     if ray is not None:
         from core.workers.ray_pool import RayPool
 
-        pool = RayPool(workers, config, schema=schema, address=ray, keep_values=keep_values)
+        pool = RayPool(
+            workers, config, schema=schema, address=ray, keep_values=keep_values, budget=budget
+        )
     else:
         pool = WorkerPool(
             workers,
@@ -82,8 +87,14 @@ async def run_on_workers(
             schema=schema,
             limits=ClientRateLimit(options.rpm, options.tpm),
             keep_values=keep_values,
+            budget=budget,
         )
-    await pool.start()
+    try:
+        await pool.start()
+    except BaseException:
+        if estimator is not None:
+            await close_client(estimator.client)
+        raise
     try:
         run = Run(
             records,
@@ -99,3 +110,5 @@ async def run_on_workers(
         yield run
     finally:
         await pool.close()
+        if estimator is not None:
+            await close_client(estimator.client)

@@ -46,6 +46,7 @@ from core.phases import WireGauge
 from core.ratelimit import ClientRateLimit
 from core.results import ErrorKind, Phases
 from core.workers import protocol as p
+from core.workers.budget import RowBudget
 from core.workers.child import WorkerConfig
 from core.workers.outcome import settle
 
@@ -67,6 +68,8 @@ class Job:
     lost: int = 0
     """Times a worker died holding this row."""
     cancelled: bool = False
+    cost_usd: float = 0.0
+    """What the row cost, as its worker said (all its attempts)."""
 
 
 @dataclass(eq=False)
@@ -110,6 +113,7 @@ class WorkerPool:
         schema: type[BaseModel],
         limits: ClientRateLimit | None = None,
         keep_values: bool = False,
+        budget: RowBudget | None = None,
     ) -> None:
         if count < 1:
             raise ConfigError(f"--workers must be at least 1, got {count}")
@@ -118,6 +122,7 @@ class WorkerPool:
         self.schema = schema
         self.limits = limits if limits is not None and limits.active else None
         self.keep_values = keep_values
+        self.budget = budget
         self.wire = WireGauge()
         """Rows at the workers (sent to one, no result back yet)."""
         self.workers: list[WorkerProcess] = []
@@ -244,6 +249,7 @@ class WorkerPool:
     async def __call__(
         self, record: Record, on_retry: RetryHook | None = None, phases: Phases | None = None
     ) -> Extraction:
+        reserved = self.budget.reserve(record) if self.budget is not None else 0.0
         future: asyncio.Future[Extraction] = asyncio.get_running_loop().create_future()
         job = Job(record, on_retry, phases, future)
         self._jobs[record.index] = job
@@ -257,6 +263,8 @@ class WorkerPool:
                 job.worker.outbox.put((p.CANCEL, record.index))
             raise
         finally:
+            if self.budget is not None:
+                self.budget.settle(reserved, job.cost_usd)
             self.wire.answered()
             self._jobs.pop(record.index, None)
             if job.worker is not None:
@@ -316,6 +324,7 @@ class WorkerPool:
         job = self._job_of(worker, message[1])
         if job is None:
             return
+        job.cost_usd = message[7]
         settle(
             job.future,
             message,

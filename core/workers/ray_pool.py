@@ -39,6 +39,7 @@ from core.failures import Failure
 from core.phases import WireGauge
 from core.ratelimit import ClientRateLimit
 from core.results import ErrorKind, Phases
+from core.workers.budget import RowBudget
 from core.workers.child import WorkerConfig, build_extractor
 from core.workers.outcome import Message, extract_row, settle
 
@@ -178,6 +179,7 @@ class RayPool:
         schema: type[BaseModel],
         address: str,
         keep_values: bool = False,
+        budget: RowBudget | None = None,
     ) -> None:
         if count < 1:
             raise ConfigError(f"--workers must be at least 1, got {count}")
@@ -186,6 +188,7 @@ class RayPool:
         self.schema = schema
         self.address = address
         self.keep_values = keep_values
+        self.budget = budget
         self.wire = WireGauge()
         """Rows at the actors (sent to one, no result back yet)."""
         self.actors: list[Actor] = []
@@ -269,6 +272,8 @@ class RayPool:
     ) -> Extraction:
         loop = asyncio.get_running_loop()
         lost = 0
+        reserved = self.budget.reserve(record) if self.budget is not None else 0.0
+        cost = 0.0
         self.wire.sent()
         try:
             while True:
@@ -294,6 +299,7 @@ class RayPool:
                     self.deaths.append(f"Ray actor {actor.number} failed: {_one_line(exc)}")
                     await asyncio.sleep(0.1)
                 else:
+                    cost = message[7]
                     for attempt, delay, failure in retries:
                         if on_retry is not None:
                             on_retry(attempt + lost, delay, failure)
@@ -314,6 +320,8 @@ class RayPool:
                     gone = Failure(ErrorKind.OTHER, f"{self.deaths[-1]}; the row goes to another")
                     on_retry(lost, 0.0, gone)
         finally:
+            if self.budget is not None:
+                self.budget.settle(reserved, cost)
             self.wire.answered()
 
     def _choose(self) -> Actor | None:
