@@ -6,7 +6,13 @@ SDK's request and response layers are most of a row's cost). With
 N worker processes (``core.workers.child``), each with its own event loop and
 client, make the requests; see ``core.workers.pool`` for what stays global and
 how a worker's death is survived. ``--workers 1`` is the one-process engine,
-unchanged.
+unchanged. ``--ray [ADDRESS]`` does the same with Ray actors instead of local
+processes (``core.workers.ray_pool``, the only module that imports Ray).
+
+Modules: ``protocol`` (the pipe's frames), ``child`` (a worker process),
+``pool`` (the parent's side), ``outcome`` (a row's result both ways),
+``budget`` (``--budget`` kept by the parent), ``schemaref`` (the schema class
+by name), ``ray_pool`` (the Ray backend).
 """
 
 from __future__ import annotations
