@@ -307,11 +307,14 @@ class WorkerPool:
             p.CORRECT: self._correct,
             p.PAUSE: self._pause,
         }
-        while (frame := await p.read_frame(stdout)) is not None:
-            for message in frame:
-                handler = handlers.get(message[0])
-                if handler is not None:
-                    handler(worker, message)
+        try:
+            while (frame := await p.read_frame(stdout)) is not None:
+                for message in frame:
+                    handler = handlers.get(message[0])
+                    if handler is not None:
+                        handler(worker, message)
+        except Exception as exc:  # a frame that does not unpickle: this worker is done
+            worker.stderr.append(f"sent an unreadable frame ({type(exc).__name__}: {exc})"[:300])
         await self._lost(worker)
 
     def _job_of(self, worker: WorkerProcess, index: int) -> Job | None:
@@ -325,14 +328,19 @@ class WorkerPool:
         if job is None:
             return
         job.cost_usd = message[7]
-        settle(
-            job.future,
-            message,
-            lost=job.lost,
-            phases=job.phases,
-            schema=self.schema,
-            keep_values=self.keep_values,
-        )
+        try:
+            settle(
+                job.future,
+                message,
+                lost=job.lost,
+                phases=job.phases,
+                schema=self.schema,
+                keep_values=self.keep_values,
+            )
+        except Exception as exc:  # e.g. the parent's schema rejects what the worker dumped
+            failure = Failure(ErrorKind.OTHER, f"the worker's result did not load: {exc}"[:500])
+            if not job.future.done():
+                job.future.set_exception(ExtractionFailed(failure, 1, 0, 0))
 
     def _retry(self, worker: WorkerProcess, m: tuple[Any, ...]) -> None:
         _, index, attempt, delay, failure = m
