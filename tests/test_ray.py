@@ -228,3 +228,32 @@ async def test_an_actor_killed_mid_run_loses_no_row(cluster: str) -> None:
     answered = [r.request_ids[-1] for r in run.rows]
     assert len(set(answered)) == n
     assert n <= seen["completions"] <= n + run.retries
+
+
+async def test_stop_cancels_the_rows_at_the_actors(cluster: str) -> None:
+    with LocalServer(ServerConfig(latency=0.2, jitter=0.0)) as server:
+        engine = Engine(choose_endpoint(server.base_url, "fanout-sim", env={}))
+        async with (
+            engine,
+            engine.run(
+                records_from_texts(texts(200)),
+                Person,
+                strategy="as_completed_semaphore",
+                concurrency=10,
+                workers=2,
+                ray="local",
+            ) as run,
+        ):
+            fifteen = asyncio.Event()
+            run.subscribe(lambda _: fifteen.set() if run.ok >= 15 else None)
+            task = asyncio.create_task(run.execute())
+            await asyncio.wait_for(fifteen.wait(), 60)
+            run.stop("cancelled")
+            stats = await asyncio.wait_for(task, 10)
+            await asyncio.sleep(0.5)
+            sent = health(server)["counts"]["completions"]
+        await asyncio.sleep(0.5)
+        assert health(server)["counts"]["completions"] == sent  # the actors sent nothing more
+    assert stats.ok >= 15 and stats.cancelled > 0
+    assert stats.ok + stats.failed + stats.cancelled == 200
+    assert stats.ok + stats.failed <= sent <= stats.ok + stats.failed + 10
