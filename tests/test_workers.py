@@ -358,3 +358,23 @@ async def test_budget_is_one_for_all_workers_and_stops_the_run_cleanly() -> None
     assert stats.ok <= sent <= stats.ok + 4
     assert stats.stopped_reason is not None and "budget" in stats.stopped_reason
     assert stats.ok + stats.failed + stats.cancelled == 200
+
+
+def test_the_api_key_reaches_the_workers_but_no_output_or_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-test-workers-SECRET-5d1c9a"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    db = tmp_path / "runs.sqlite3"
+    out = tmp_path / "out.jsonl"
+    with LocalServer(ServerConfig(latency=0.0, api_key=key)) as server:  # 401 without it
+        code = main(
+            ["run", "--workers", "2", "--base-url", server.base_url, "--store", str(db)]
+            + ["--out", str(out)]
+        )
+        seen = health(server)["counts"]
+    assert code == 0 and seen["completions"] == 7 and seen["unauthorized"] == 0
+    said = capsys.readouterr()
+    assert key not in said.out + said.err
+    for file in [out, *tmp_path.glob("runs.sqlite3*")]:
+        assert key.encode() not in file.read_bytes(), file

@@ -41,7 +41,7 @@ from core.cores import all_cores
 from core.dataset import Record
 from core.errors import ConfigError, EndpointError
 from core.extract import Extraction, ExtractionFailed, RetryHook
-from core.failures import Failure
+from core.failures import Failure, redact
 from core.phases import WireGauge
 from core.ratelimit import ClientRateLimit
 from core.results import ErrorKind, Phases
@@ -227,7 +227,8 @@ class WorkerPool:
         if not first or first[0][0] != p.READY:
             worker.alive = False
             if first and first[0][0] == p.FATAL:
-                raise ConfigError(f"a worker process cannot start: {first[0][1]}")
+                said = redact(str(first[0][1]), self.config.endpoint.secrets)
+                raise ConfigError(f"a worker process cannot start: {said}")
             await process.wait()
             await asyncio.sleep(0.05)  # its last stderr line
             raise EndpointError(f"a worker process did not start: {worker.why_gone()}")
@@ -240,7 +241,7 @@ class WorkerPool:
         stream = worker.process.stderr
         assert stream is not None
         while line := await stream.readline():
-            text = line.decode("utf-8", "replace").strip()
+            text = redact(line.decode("utf-8", "replace").strip(), self.config.endpoint.secrets)
             if text:
                 worker.stderr.append(text[:300])
 

@@ -35,7 +35,7 @@ from pydantic import BaseModel
 from core.dataset import Record
 from core.errors import ConfigError, EndpointError
 from core.extract import Extraction, ExtractionFailed, RateGate, RetryHook
-from core.failures import Failure
+from core.failures import Failure, redact
 from core.phases import WireGauge
 from core.ratelimit import ClientRateLimit
 from core.results import ErrorKind, Phases
@@ -219,7 +219,8 @@ class RayPool:
             pids = await asyncio.gather(*(a.handle.ready.remote() for a in self.actors))
         except Exception as exc:
             await self.close()
-            raise EndpointError(f"a Ray actor did not start: {_one_line(exc)}") from None
+            said = redact(_one_line(exc), self.config.endpoint.secrets)
+            raise EndpointError(f"a Ray actor did not start: {said}") from None
         for actor, pid in zip(self.actors, pids, strict=True):
             actor.pid = pid
 
@@ -294,9 +295,11 @@ class RayPool:
                     raise
                 except ray.exceptions.ActorDiedError as exc:
                     actor.alive = False
-                    self.deaths.append(f"Ray actor {actor.number} died: {_one_line(exc)}")
+                    said = redact(_one_line(exc), self.config.endpoint.secrets)
+                    self.deaths.append(f"Ray actor {actor.number} died: {said}")
                 except ray.exceptions.RayActorError as exc:  # restarting: try another
-                    self.deaths.append(f"Ray actor {actor.number} failed: {_one_line(exc)}")
+                    said = redact(_one_line(exc), self.config.endpoint.secrets)
+                    self.deaths.append(f"Ray actor {actor.number} failed: {said}")
                     await asyncio.sleep(0.1)
                 else:
                     cost = message[7]
