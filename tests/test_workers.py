@@ -283,8 +283,17 @@ async def test_the_dashboard_follows_a_run_on_workers_and_cancels_it(tmp_path: P
         workers=2,
     )
     app = FanoutApp(settings, load_dataset(settings.dataset), Person)
+    said: list[str] = []
+    original = app.notify
+
+    def notify(message: str, **kwargs: Any) -> None:
+        said.append(message)
+        original(message, **kwargs)
+
+    app.notify = notify  # type: ignore[method-assign]
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.press("5", "r")
+        await wait_for(pilot, lambda: "starting 2 worker processes…" in said)
         await wait_for(pilot, lambda: app.feed is not None and app.feed.run.ok >= 20, 60)
         run = app.feed.run if app.feed is not None else None
         assert run is not None

@@ -734,6 +734,8 @@ class FanoutApp(App[int]):
             if strategy in USES_CONCURRENCY
             else (1 if strategy == "sequential" else None)
         )
+        if self.settings.scale_out():  # seconds of start-up before the first row goes
+            self.notify(self.settings.scale_out_label(), timeout=4)
         async with engine.run(
             records,
             schema,

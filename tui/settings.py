@@ -45,6 +45,12 @@ class DashboardSettings:
             return {}
         return {"workers": self.workers, "ray": self.ray}
 
+    def scale_out_label(self) -> str:
+        if self.ray is not None:
+            where = "a local Ray instance" if self.ray == "local" else self.ray
+            return f"starting {self.workers} Ray actor(s) on {where}…"
+        return f"starting {self.workers} worker processes…"
+
 
 def settings_from_args(args: argparse.Namespace, dataset: Path) -> DashboardSettings:
     return DashboardSettings(
