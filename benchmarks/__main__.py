@@ -1,4 +1,4 @@
-"""``python -m benchmarks [all|p1|p2|p3|p4|p5|article|profile ...] [--quick] [--json]``.
+"""``python -m benchmarks [all|p1|p2|p3|p4|p5|article|profile|scale-out ...] [--quick] [--json]``.
 
 Runs the chosen goals one after the other (never two at once: the machine is
 small), prints each goal's tables as it finishes, then one summary table. With
@@ -40,9 +40,11 @@ GOALS: dict[str, tuple[str, str]] = {
     "profile": ("benchmarks.profiling", "profile of the engine path"),
     "ratelimits": ("benchmarks.ratelimits", "rate limits in real time"),
     "realmodel": ("benchmarks.realmodel", "the real model (llama.cpp + Gemma 3 270M)"),
+    "scale-out": ("benchmarks.scaleout", "scale-out: worker processes and Ray actors"),
 }
 ALL = ("p1", "p2", "p3", "p4", "p5", "article")
-"""What ``all`` runs (``profile``, ``ratelimits`` and ``realmodel`` are on demand)."""
+"""What ``all`` runs (``profile``, ``ratelimits``, ``realmodel`` and ``scale-out`` are on
+demand)."""
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -53,6 +53,7 @@ from core.store import Store, resolve_store_path
 from core.strategies import STRATEGIES
 from core.targets import check_target
 from core.usage import OneLineParser
+from core.workers import check_workers
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 TERMINATING = tuple(
@@ -115,6 +116,7 @@ def load_inputs(args: argparse.Namespace) -> tuple[Dataset, type[BaseModel]]:
 def run_main(argv: Sequence[str]) -> int:
     args = run_parser().parse_args(argv)
     try:
+        check_workers(args.workers, args.strategy, args.ray)
         dataset, schema = load_inputs(args)
         gold = gold_from_args(args, dataset, schema)
         store_path = None if args.no_store else resolve_store_path(args.store)
@@ -401,6 +403,8 @@ async def _bench(
                 concurrency=args.concurrency,
                 max_error_rate=args.max_error_rate,
                 model=model,
+                workers=args.workers,
+                ray=args.ray,
             ) as run:
                 with quiet_gc():
                     stats = await run.execute()

@@ -100,3 +100,17 @@ def use_all_cores() -> None:
         return
     with contextlib.suppress(OSError):
         setaffinity(threading.get_native_id(), cores)
+
+
+def all_cores() -> frozenset[int] | None:
+    """The cores this process may use, as before any simulator was pinned (for child
+    processes that should not inherit a pinned thread's smaller set); None off Linux."""
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    if getaffinity is None:
+        return None
+    with _lock:
+        cores = set().union(*(mine for mine, _ in _pinned.values()))
+    try:
+        return frozenset(cores or getaffinity(0))
+    except OSError:
+        return None

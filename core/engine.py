@@ -98,6 +98,19 @@ class Engine:
         self._endpoint: Endpoint | None = None
         self._prices = load_prices(self.options.prices)
 
+    @classmethod
+    def attached(
+        cls, endpoint: Endpoint, options: ClientOptions, pass_budget: float = DEFAULT_BUDGET_S
+    ) -> Engine:
+        """An engine on an endpoint another process started (a worker's; never started)."""
+        engine = cls(
+            EndpointChoice(endpoint.kind, endpoint.base_url, endpoint.model, endpoint.api_key),
+            options=options,
+            pass_budget=pass_budget,
+        )
+        engine._endpoint = endpoint
+        return engine
+
     @property
     def endpoint(self) -> Endpoint:
         if self._endpoint is None:
@@ -290,9 +303,32 @@ class Engine:
         keep_values: bool = False,
         model: str | None = None,
         mode: str | None = None,
+        workers: int = 1,
+        ray: str | None = None,
     ) -> AsyncIterator[Run]:
         """A Run with its own client (pool sized to the run), closed afterwards. ``model``
-        and ``mode`` override the endpoint's model and the options' mode for this run."""
+        and ``mode`` override the endpoint's model and the options' mode for this run; with
+        ``workers`` above 1, its requests are made by that many processes, and with ``ray``
+        (an address, or "local") by that many Ray actors (``core.workers``)."""
+        if workers != 1 or ray is not None:
+            from core.workers import run_on_workers
+
+            async with run_on_workers(
+                self,
+                records,
+                schema,
+                workers=workers,
+                strategy=strategy,
+                concurrency=concurrency,
+                connections=connections_for(strategy, concurrency, len(records)),
+                max_error_rate=max_error_rate,
+                keep_values=keep_values,
+                ray=ray,
+                model=model,
+                mode=mode,
+            ) as run:
+                yield run
+            return
         extractor = self.extractor(
             schema,
             connections_for(strategy, concurrency, len(records)),

@@ -199,6 +199,10 @@ class Extractor:
         """Before sending: the prepared prompt with this text, plus an expected answer."""
         return self.prepared.prompt_tokens(record.text) + self._completion_estimate
 
+    def expected_cost(self, record: Record) -> float:
+        """What an attempt at this row is expected to cost: what the budget reserves."""
+        return self.cost(self.prepared.prompt_tokens(record.text), self._completion_estimate)
+
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return self.price.cost(prompt_tokens, completion_tokens) if self.price else 0.0
 

@@ -179,6 +179,23 @@ def add_strategy_options(
         f"(default: {DEFAULT_CONCURRENCY})",
     )
     group.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="make the requests from N worker processes (default 1: this process); "
+        "concurrency and --rpm/--tpm stay limits for the whole run",
+    )
+    group.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="make the requests from Ray actors (--workers of them) on the cluster at "
+        "ADDRESS (ray://host:10001 or host:6379), or on a local Ray instance when no address "
+        "is given; needs pip install 'fanout[ray]'",
+    )
+    group.add_argument(
         "--rpm",
         type=positive_int,
         metavar="N",

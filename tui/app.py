@@ -751,14 +751,18 @@ class FanoutApp(QualityMixin, App[int]):
                 self._describe(self.dataset.path.name, len(self.dataset), self.schema)
                 self.query_one(ResultsTable).set_schema(self.schema)
                 model, mode = (params + [None, None])[:2] if params else (None, None)
-                await self._one_run(
-                    engine,
-                    self.dataset.records,
-                    strategy,
-                    concurrency,
-                    model=model or self.chosen_model(),
-                    mode=mode or self.chosen_mode(),
-                )
+                try:
+                    await self._one_run(
+                        engine,
+                        self.dataset.records,
+                        strategy,
+                        concurrency,
+                        model=model or self.chosen_model(),
+                        mode=mode or self.chosen_mode(),
+                    )
+                except FanoutError as exc:  # the run could not start (workers, Ray ...)
+                    self.notify(f"cannot run: {exc}", severity="error", timeout=15)
+                    break
         finally:
             self.running = False
 
@@ -834,6 +838,8 @@ class FanoutApp(QualityMixin, App[int]):
         panel = self.query_one(BatchPanel)
         panel.hide()
         overrides = self.run_overrides(model, mode)
+        if self.settings.scale_out() and strategy != "batch":  # seconds of start-up first
+            self.notify(self.settings.scale_out_label(), timeout=4)
         async with self._open_run(engine, records, schema, strategy, concurrency, overrides) as run:
             feed = RunFeed(run, limit)
             self.feed = feed
@@ -909,6 +915,7 @@ class FanoutApp(QualityMixin, App[int]):
                 concurrency=concurrency,
                 max_error_rate=self.settings.max_error_rate,
                 **overrides,
+                **self.settings.scale_out(),
             )
         if not isinstance(engine, Engine):
             raise FanoutError("the Batch API needs fanout's own engine")

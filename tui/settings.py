@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core.client import EndpointChoice, choose_endpoint
 from core.engine import ClientOptions
@@ -35,6 +36,22 @@ class DashboardSettings:
     """Where runs are recorded (None: not recorded)."""
     gold: Path | None = None
     """A gold label file for the dataset (``--gold``); its own expected columns without."""
+    workers: int = 1
+    """Worker processes making the requests (``--workers``; 1: the dashboard's own)."""
+    ray: str | None = None
+    """``--ray``: the Ray cluster's address ("local": a local instance), or None."""
+
+    def scale_out(self) -> dict[str, Any]:
+        """``Engine.run``'s ``workers`` / ``ray``, when set (nothing for one process)."""
+        if self.workers == 1 and self.ray is None:
+            return {}
+        return {"workers": self.workers, "ray": self.ray}
+
+    def scale_out_label(self) -> str:
+        if self.ray is not None:
+            where = "a local Ray instance" if self.ray == "local" else self.ray
+            return f"starting {self.workers} Ray actor(s) on {where}…"
+        return f"starting {self.workers} worker processes…"
 
 
 def settings_from_args(args: argparse.Namespace, dataset: Path) -> DashboardSettings:
@@ -51,4 +68,6 @@ def settings_from_args(args: argparse.Namespace, dataset: Path) -> DashboardSett
         max_error_rate=args.max_error_rate,
         store=store_path_from_args(args),
         gold=Path(args.gold) if getattr(args, "gold", None) else None,
+        workers=getattr(args, "workers", 1),
+        ray=getattr(args, "ray", None),
     )

@@ -17,6 +17,7 @@ from core.batch.ledger import batch_parts, summary
 from core.batch.requests import MAX_BYTES, MAX_REQUESTS
 from core.batch.run import BatchRun, batch_run
 from core.dataset import Record
+from core.errors import ConfigError
 from core.localserver import ServerConfig
 from core.results import Row, Status
 from core.runner import Run
@@ -141,6 +142,7 @@ def open_run(
     quiet: bool,
 ) -> AbstractAsyncContextManager[Run]:
     rows = list(records)
+    workers, ray = getattr(args, "workers", 1), getattr(args, "ray", None)
     if args.via != "batch":
         return engine.run(
             rows,
@@ -148,6 +150,13 @@ def open_run(
             strategy=args.strategy,
             concurrency=args.concurrency,
             max_error_rate=args.max_error_rate,
+            workers=workers,
+            ray=ray,
+        )
+    if workers != 1 or ray is not None:
+        raise ConfigError(
+            "--via batch sends the rows as files to the Batch API from one process; "
+            "--workers and --ray are for online runs"
         )
     return batch_run(
         engine,
