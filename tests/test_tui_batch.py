@@ -20,7 +20,7 @@ from tests.tui_support import wait_for
 from tui.app import FanoutApp
 from tui.settings import DashboardSettings
 from tui.widgets.batch_panel import BatchPanel
-from tui.widgets.controls import StrategyPicker
+from tui.widgets.controls import ControlsLine, StrategyPicker
 from tui.widgets.results_table import ResultsTable
 from tui.widgets.runs_table import COLUMNS, RunsTable
 
@@ -61,6 +61,10 @@ async def test_a_batch_run_beside_an_online_one(size: tuple[int, int], tmp_path:
         await pilot.press("b")
         assert app.via == "batch"
         assert "batch" in str(app.query_one(StrategyPicker).border_title)
+        line = app.query_one(ControlsLine)
+        if line.display:  # the compact layout's one line says where the rows go
+            assert "via Batch API" in str(line.render()), size
+            assert "strategy" not in str(line.render())
         await pilot.press("r")
         await wait_for(pilot, lambda: app.running)
         await wait_for(pilot, lambda: panel.display and "Batch API" in str(panel.render()))

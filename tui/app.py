@@ -303,7 +303,7 @@ class FanoutApp(QualityMixin, App[int]):
         self._show_controls()
 
     def _show_controls(self) -> None:
-        self.query_one(ControlsLine).show(self.strategy, self.concurrency)
+        self.query_one(ControlsLine).show(self.strategy, self.concurrency, self.via)
 
     def watch_view(self, view: str) -> None:
         views = self.query_one("#views")
@@ -416,6 +416,7 @@ class FanoutApp(QualityMixin, App[int]):
         self.via = "online" if self.via == "batch" else "batch"
         picker = self.query_one(StrategyPicker)
         picker.border_title = "strategy" if self.via == "online" else "via batch (b: online)"
+        self._show_controls()
         if self.via == "batch":
             self.notify(
                 "next runs via the Batch API: half the price, results within 24 h; "

@@ -114,9 +114,15 @@ def ladder() -> list[int]:
 class ControlsLine(Static):
     """The compact layout's stand-in for the picker and the semaphore buttons."""
 
-    def show(self, strategy: str, semaphore: int) -> None:
+    def show(self, strategy: str, semaphore: int, via: str = "online") -> None:
         number = list(STRATEGIES).index(strategy) + 1 if strategy in STRATEGIES else 0
         text = Text(no_wrap=True, overflow="ellipsis")
+        if via == "batch":  # the strategy and the semaphore do not apply to a batch
+            text.append("via ", style="dim")
+            text.append("Batch API", style="bold")
+            text.append(" (b: back to online strategies)", style="dim")
+            self.update(text)
+            return
         text.append("strategy ", style="dim")
         text.append(f"{number} {LABELS.get(strategy, strategy)}", style="bold")
         text.append(" (1-6)   semaphore ", style="dim")
