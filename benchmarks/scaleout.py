@@ -20,6 +20,11 @@ Ray instance started once) with 1 and 2 actors, in the same alternation; their
 client CPU is the driver's and the actors' (Ray's own raylet and GCS are not
 counted there, but are in the machine's busy cores).
 
+A control, "1 in a process": the pool's code with one worker process (what each of
+N workers runs, but with no second worker competing for the cores). Its client CPU
+per row against ``--workers 1`` is what the worker path itself costs; the rest of
+the CPU per row that N workers use is what they cost each other on a shared machine.
+
 Target (issue 17): on a 2-core machine, ``--workers 2`` >= 1.5x the rows/s of
 ``--workers 1``. The simulator is not pinned here: at zero latency it needs a
 share of both cores, and pinning it to one would leave the client one core.
@@ -51,12 +56,15 @@ from core.engine import Engine
 from core.gctune import quiet_gc
 from core.localserver import LocalServer, ServerConfig
 from core.models import Person
+from core.workers import run_on_workers
 
 CONCURRENCY = 100
 FULL_ROWS = 6_000
 QUICK_ROWS = 1_500
 TARGET_SPEEDUP = 1.5
 RAY_ACTORS = (1, 2)
+ONE_PROCESS = "process"
+"""The control's ``where``: one worker process through the pool (see the module doc)."""
 
 
 def worker_counts() -> tuple[int, ...]:
@@ -81,17 +89,26 @@ async def one_run(
 ) -> dict[str, Any]:
     records = records_of(texts)
     engine = Engine(choose_endpoint(server.base_url, "fanout-sim", env={}))
-    async with (
-        engine,
-        engine.run(
+    if ray == ONE_PROCESS:
+        context = run_on_workers(
+            engine,
+            records,
+            Person,
+            workers=1,
+            strategy="gather_semaphore",
+            concurrency=CONCURRENCY,
+            connections=min(CONCURRENCY, len(records)),
+        )
+    else:
+        context = engine.run(
             records,
             Person,
             strategy="gather_semaphore",
             concurrency=CONCURRENCY,
             workers=workers,
             ray=ray,
-        ) as run,
-    ):
+        )
+    async with engine, context as run:
         pool = getattr(run, "pool", None)
         pids = list(pool.pids) if pool is not None else []
         sim_before = cpu_seconds(server.pid)
@@ -109,7 +126,7 @@ async def one_run(
         data = [row.data for row in run.rows]
     n = len(texts)
     return {
-        "backend": "ray" if ray else "workers",
+        "backend": "control" if ray == ONE_PROCESS else "ray" if ray else "workers",
         "workers": workers,
         "rows": n,
         "ok": stats.ok,
@@ -136,6 +153,7 @@ async def measure_async(options: Options) -> dict[str, Any]:
     load_seen: list[float] = []
     reference: list[Any] | None = None
     plan: list[tuple[int, str | None]] = [(workers, None) for workers in counts]
+    plan.insert(1, (1, ONE_PROCESS))
     ray = ray_module()
     if ray is not None:
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
@@ -145,7 +163,13 @@ async def measure_async(options: Options) -> dict[str, Any]:
             await one_run(server, texts[:200], 1)  # warm the simulator and the imports
             for repeat in range(options.repeat):
                 for workers, where in plan:
-                    what = f"--ray --workers {workers}" if where else f"--workers {workers}"
+                    what = (
+                        "one worker process"
+                        if where == ONE_PROCESS
+                        else f"--ray --workers {workers}"
+                        if where
+                        else f"--workers {workers}"
+                    )
                     progress(options, f"scale-out: {n} rows, {what} (rep {repeat + 1})")
                     if hasattr(os, "getloadavg"):
                         load_seen.append(os.getloadavg()[0])
@@ -188,13 +212,17 @@ def report(raw: dict[str, Any]) -> GoalResult:
     runs = raw["runs"]
     text = ""
     verdicts = []
-    for backend in ("workers", "ray"):
+    for backend in ("workers", "control", "ray"):
         chosen = [r for r in runs if r.get("backend", "workers") == backend]
         if not chosen:
             continue
         part, summary = backend_table(chosen)
         raw.setdefault("summary", {})[backend] = {str(k): v for k, v in summary.items()}
-        title = "worker processes (--workers N)" if backend == "workers" else "Ray actors"
+        title = {
+            "workers": "worker processes (--workers N)",
+            "control": "control: one worker process (the pool's code, nothing competing)",
+            "ray": "Ray actors",
+        }[backend]
         text += f"{title}:\n{part}\n\n"
         if backend == "workers" and 2 in summary:
             base = summary[1]["rows_per_s"]
@@ -211,10 +239,31 @@ def report(raw: dict[str, Any]) -> GoalResult:
                     f"{mismatches} mismatches; load {max(loads):.1f}" if loads else "",
                 )
             )
+    text += control_line(runs)
     loads = raw["load_1min"]
     if loads:
         text += f"1-min load average seen before the runs: {min(loads):.2f}-{max(loads):.2f}"
     return GoalResult("scale-out", "scale-out: worker processes and Ray", raw, text, verdicts)
+
+
+def control_line(runs: list[dict[str, Any]]) -> str:
+    """The worker path's own cost (the control against ``--workers 1``) and what the
+    workers of ``--workers 2`` cost each other (their CPU per row against the control)."""
+
+    def cpu(backend: str, workers: int) -> float | None:
+        chosen = [r for r in runs if r["backend"] == backend and r["workers"] == workers]
+        return median([r["client_cpu_ms_per_row"] for r in chosen]) if chosen else None
+
+    one, control, two = cpu("workers", 1), cpu("control", 1), cpu("workers", 2)
+    if one is None or control is None:
+        return ""
+    line = (
+        f"client CPU ms/row: --workers 1 {one:.2f}, one worker process {control:.2f}"
+        f" ({control - one:+.2f}: the worker path's own cost)"
+    )
+    if two is not None:
+        line += f", --workers 2 {two:.2f} ({two - control:+.2f}: two workers sharing the cores)"
+    return line + "\n"
 
 
 def backend_table(runs: list[dict[str, Any]]) -> tuple[str, dict[int, dict[str, float]]]:

@@ -9,6 +9,7 @@ extract returns, or the ``ExtractionFailed`` it raises.
 from __future__ import annotations
 
 import asyncio
+import operator
 from collections.abc import Callable
 from dataclasses import fields
 from typing import Any, cast
@@ -22,12 +23,14 @@ from core.results import Phases
 from core.workers import protocol as p
 
 PHASE_FIELDS = tuple(f.name for f in fields(Phases))
+_phase_values = operator.attrgetter(*PHASE_FIELDS)
 
 Message = tuple[Any, ...]
 
 
 def phases_tuple(phases: Phases) -> tuple[Any, ...]:
-    return tuple(getattr(phases, name) for name in PHASE_FIELDS)
+    values: tuple[Any, ...] = _phase_values(phases)
+    return values
 
 
 async def extract_row(

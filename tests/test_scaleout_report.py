@@ -1,0 +1,34 @@
+"""The scale-out benchmark's control line: the worker path's own CPU per row against the
+one-process engine's, and what two workers cost each other (pure report code, no runs)."""
+
+from benchmarks.scaleout import control_line
+
+
+def run(backend: str, workers: int, cpu: float) -> dict[str, object]:
+    return {"backend": backend, "workers": workers, "client_cpu_ms_per_row": cpu}
+
+
+def test_control_line_takes_medians_and_differences() -> None:
+    runs = [
+        run("workers", 1, 1.10),
+        run("workers", 1, 1.20),
+        run("workers", 1, 9.00),  # an outlier: the median ignores it
+        run("control", 1, 1.25),
+        run("control", 1, 1.30),
+        run("control", 1, 1.35),
+        run("workers", 2, 1.50),
+        run("ray", 2, 7.00),  # another backend's N = 2: not the workers'
+    ]
+    line = control_line(runs)
+    assert "--workers 1 1.20" in line
+    assert "one worker process 1.30 (+0.10" in line
+    assert "--workers 2 1.50 (+0.20" in line
+
+
+def test_control_line_is_empty_without_the_control() -> None:
+    assert control_line([run("workers", 1, 1.0), run("workers", 2, 1.4)]) == ""
+
+
+def test_control_line_without_two_workers() -> None:
+    line = control_line([run("workers", 1, 1.0), run("control", 1, 0.9)])
+    assert "(-0.10" in line and "--workers 2" not in line
