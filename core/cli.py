@@ -165,6 +165,7 @@ async def _run(
                 endpoint=engine.endpoint,
                 options=engine.options,
                 max_error_rate=args.max_error_rate,
+                gold=gold,
             )
             meta = with_via(meta, args)
             async with recording(store, run, meta, on_warning=warn) as recorder:

@@ -114,6 +114,7 @@ CREATE TABLE IF NOT EXISTS rows (
     timeline_json     TEXT,
     request_ids_json  TEXT,
     lenient           INTEGER,
+    gold_json         TEXT,
     PRIMARY KEY (run_id, idx)
 );
 CREATE INDEX IF NOT EXISTS rows_status ON rows (run_id, status);
@@ -125,9 +126,13 @@ _ADDED_ROW_COLUMNS = (
     ("timeline_json", "TEXT"),
     ("request_ids_json", "TEXT"),
     ("lenient", "INTEGER"),
+    ("gold_json", "TEXT"),
 )
 """Columns ``rows`` gained after schema version 1; ``Store._migrate`` adds them to an
-older store (each only if missing, so the steps can come in any order)."""
+older store (each only if missing, so the steps can come in any order). ``gold_json`` (the
+row's gold label, ``core.quality``) came without a version bump: a column only added is
+read by every build that knows it and ignored by the others, so older fanouts still open
+the store."""
 
 _RUN_COLUMNS = (
     "id, created_at, ended_at, status, pid, host, proc_start, dataset_path, dataset_name, "
@@ -215,7 +220,11 @@ class RunMeta:
     model: str
     mode: str
     options: Mapping[str, Any] = field(default_factory=dict)
-    """Other settings a resume reuses: timeout, retries, system prompt, max error rate."""
+    """Other settings a resume reuses: timeout, retries, system prompt, max error rate
+    (and ``gold``: where the gold labels came from)."""
+    gold: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """The rows' checked gold labels by row id (``core.quality.gold``), stored with each row
+    so an export, a resume and the dashboard score the run without the labels' file."""
 
 
 def public_base_url(kind: str, base_url: str | None) -> str | None:
@@ -394,6 +403,11 @@ def row_params(run_id: str, idx: int, row: Row, session: int = 0) -> RowParams:
         run_id,
         idx,
     )
+
+
+def _gold_json(gold: Mapping[str, Mapping[str, Any]], row_id: str) -> str | None:
+    label = gold.get(row_id)
+    return None if label is None else _dumps(dict(label))
 
 
 def _error_kind(value: str | None) -> ErrorKind | None:
@@ -669,8 +683,8 @@ class Store:
                             ),
                         )
                         conn.executemany(
-                            "INSERT INTO rows (run_id, idx, record_id, text, status, extra_json) "
-                            "VALUES (?, ?, ?, ?, 'pending', ?)",
+                            "INSERT INTO rows (run_id, idx, record_id, text, status, extra_json, "
+                            "gold_json) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
                             (
                                 (
                                     run_id,
@@ -678,6 +692,7 @@ class Store:
                                     r.id,
                                     r.text,
                                     _dumps(dict(r.extra)) if r.extra else None,
+                                    _gold_json(meta.gold, r.id),
                                 )
                                 for r in records
                             ),
@@ -877,6 +892,21 @@ class Store:
                     f"SELECT {_ROW_COLUMNS} FROM rows WHERE run_id = ? ORDER BY idx", (run_id,)
                 )
             ]
+
+    def load_gold(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The run's stored gold labels by row id (empty: none, or a store from before
+        gold labels were stored)."""
+        with self._errors("read the gold labels"):
+            labels: dict[str, dict[str, Any]] = {}
+            for record_id, gold_json in self._conn.execute(
+                "SELECT record_id, gold_json FROM rows WHERE run_id = ? AND gold_json IS NOT "
+                "NULL ORDER BY idx",
+                (run_id,),
+            ):
+                label = _loads_dict(gold_json)
+                if label is not None:
+                    labels[str(record_id)] = label
+            return labels
 
     def records_to_resume(self, run_id: str, *, include_failed: bool = True) -> list[Record]:
         """The records a resume must send: every row not stored ok (failed ones optional)."""
