@@ -58,6 +58,8 @@ class RunsTable(DataTable[Any]):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.history: list[tuple[str, RunStats]] = []
         self.quality: list[QualitySummary | None] = []
+        self.run_ids: list[str | None] = []
+        """The stored run of each line (a past run opened with h), so it is listed once."""
 
     def on_mount(self) -> None:
         for label, width in COLUMNS:
@@ -71,9 +73,15 @@ class RunsTable(DataTable[Any]):
         quality: QualitySummary | None = None,
         model: str = "",
         mode: str = "",
+        run_id: str | None = None,
     ) -> None:
         """One run; ``quality`` (with gold labels) fills accuracy, correct rows/s ("goodput")
-        and cost per correct row, ``model`` and ``mode`` what it ran on."""
+        and cost per correct row, ``model`` and ``mode`` what it ran on; ``run_id``: a stored
+        run opened again (listed once, noted as such)."""
+        if run_id is not None and run_id in self.run_ids:
+            self.move_cursor(row=self.run_ids.index(run_id))
+            return
+        self.run_ids.append(run_id)
         self.history.append((dataset, stats))
         self.quality.append(quality)
         number = len(self.history)
@@ -81,6 +89,8 @@ class RunsTable(DataTable[Any]):
         if stats.errors_by_kind:
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(stats.errors_by_kind.items()))
             note = f"{kinds}; {note}" if note else kinds
+        if run_id is not None:
+            note = f"stored run {run_id}" + (f"; {note}" if note else "")
         self.add_row(
             str(number),
             model or "—",
