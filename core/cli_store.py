@@ -47,7 +47,7 @@ from core.cli import (
     via_label,
     warn,
 )
-from core.cli_quality import report_quality
+from core.cli_quality import keep_quality, quality_of, report_quality
 from core.client import OPENAI_URL, EndpointChoice, choose_endpoint
 from core.engine import Engine
 from core.errors import ConfigError, FanoutError, SchemaError, StoreError
@@ -508,6 +508,11 @@ async def _resume(
     _write_rows(rows, schema, out, gold)
     print(format_stats_line(run.stats, out), file=sys.stderr)
     report_quality(gold, rows, run.stats)
+    if gold is not None and recorder.complete:  # the whole run's figures, not this session's
+        whole = combined_stats(stored_rows, run, run.stats, info.stats)
+        summary = quality_of(gold, rows, whole)
+        if summary is not None:
+            keep_quality(store, info.id, summary)
     print(f"fanout: run {info.id}: {_counts(rows)}", file=sys.stderr)
     if run.stats.stopped_reason and not interrupted:
         warn(run.stats.stopped_reason)

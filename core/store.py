@@ -58,6 +58,9 @@ BUSY_TIMEOUT_S = 5.0
 LATEST = ("last", "latest")
 """Run references that mean "the newest run"."""
 
+QUALITY_KEY = "quality"
+"""Where a run's stats hold its quality figures (accuracy, correct rows, goodput ...)."""
+
 STORED_STATUSES = ("running", "finished", "cancelled", "interrupted")
 
 _SCHEMA = """
@@ -777,6 +780,17 @@ class Store:
 
     def set_stats(self, run_id: str, stats: dict[str, Any]) -> None:
         with self._errors("save the run's stats"), self.transaction() as conn:
+            conn.execute("UPDATE runs SET stats_json = ? WHERE id = ?", (_dumps(stats), run_id))
+
+    def set_quality(self, run_id: str, quality: Mapping[str, Any]) -> None:
+        """Put the run's quality figures (``QualitySummary.to_dict``) into its stats, under
+        ``quality``, so a list of runs shows accuracy without scoring every row again."""
+        with self._errors("save the run's quality"), self.transaction() as conn:
+            row = conn.execute("SELECT stats_json FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return
+            stats = _loads_dict(row[0]) or {}
+            stats[QUALITY_KEY] = dict(quality)
             conn.execute("UPDATE runs SET stats_json = ? WHERE id = ?", (_dumps(stats), run_id))
 
     # -- reading -------------------------------------------------------------------------

@@ -44,6 +44,9 @@ def test_export_from_the_store_writes_the_runs_own_quality_columns(
         )  # fmt: skip
         assert code == 0, err
     jsonl_run, csv_run = run_ids(capsys)  # newest first
+    code, out, _ = fanout(capsys, "runs", "--json")
+    stored = json.loads(out)[0]["stats"]["quality"]  # kept for the lists of runs
+    assert stored["scored_rows"] == 40 and 0 < stored["accuracy"] < 1
     for run_id, name in ((csv_run, "out.csv"), (jsonl_run, "out.jsonl")):
         again = tmp_path / f"again-{name}"
         code, _, err = fanout(capsys, "export", run_id, str(again))  # no --gold

@@ -13,6 +13,7 @@ from core.store import Store
 from tests.test_tui_quality import make_app, panel_text, pick, run_once
 from tests.tui_support import wait_for
 from tui.screens.export import ExportChoice
+from tui.screens.history import stored_accuracy
 from tui.widgets.runs_table import RunsTable
 
 
@@ -25,9 +26,17 @@ async def test_a_past_run_shows_its_quality_and_a_resume_keeps_it(tmp_path: Path
         await run_once(pilot, first, 0)
         live = first.query_one(RunsTable).quality[0]
         assert live is not None and live.accuracy is not None and live.accuracy < 1.0
+        (live_id,) = first.query_one(RunsTable).run_ids
+        assert live_id is not None
+        with Store(store, create=False) as opened:
+            first.open_past_run(opened.get_run(live_id))  # the same run: listed once
+        await pilot.pause()
+        assert len(first.query_one(RunsTable).history) == 1
     with Store(store, create=False) as opened:
         (info,) = opened.list_runs()
     assert info.model == "sim-fast"  # the run's own model, not the endpoint's default
+    assert info.stats is not None and info.stats["quality"]["accuracy"] == live.accuracy
+    assert stored_accuracy(info) == live.accuracy  # the past runs list shows it
 
     # a new session, another dataset on screen (no gold of its own): open the stored run
     app = make_app("reviews.jsonl")

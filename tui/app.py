@@ -695,6 +695,7 @@ class FanoutApp(QualityMixin, App[int]):
             model=visible(info.model),
             mode=info.mode,
             run_id=info.id,
+            reopened=True,
         )
         table.border_title = f"results of run {info.id} ({info.status}) · h: past runs"
         self._describe(Path(info.dataset_path).name, info.records, schema)
@@ -903,17 +904,24 @@ class FanoutApp(QualityMixin, App[int]):
                 self._drain(feed)
         number = len(self.query_one(RunsTable).history) + 1
         self.keep_run(f"#{number} {model or engine.endpoint.model}", run.rows, schema)
-        self.query_one(RunsTable).add_stats(
-            visible(dataset_name),
-            stats,
-            quality=None
+        quality = (
+            None
             if tally is None
             else summarize(tally, combined_stats(stored, run, stats, before))
             if resume is not None
-            else self.quality_summary(stats),
+            else self.quality_summary(stats)
+        )
+        stored_id = recorder.run_id if recorder is not None and recorder.complete else None
+        self.query_one(RunsTable).add_stats(
+            visible(dataset_name),
+            stats,
+            quality=quality,
             model=visible(model or engine.endpoint.model),
             mode=mode or self.settings.client.mode,
+            run_id=stored_id if resume is None else None,
         )
+        if stored_id is not None and quality is not None:
+            self.keep_quality(stored_id, quality)
         if stats.stopped_reason and stats.stopped_reason != "cancelled":
             self.notify(stats.stopped_reason, severity="warning", timeout=10)
         elif stats.failed:

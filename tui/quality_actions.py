@@ -103,6 +103,16 @@ class QualityMixin:
         self.show_quality()
         return self.tally
 
+    def keep_quality(self: FanoutApp, run_id: str, quality: QualitySummary) -> None:
+        """The run's accuracy into the store, for the past runs list (h)."""
+        if self.settings.store is None:
+            return
+        try:
+            with Store(self.settings.store, create=False) as store:
+                store.set_quality(run_id, quality.to_dict())
+        except FanoutError as exc:
+            self.notify(str(exc), title="run store", severity="warning", timeout=10)
+
     def quality_summary(self: FanoutApp, stats: RunStats) -> QualitySummary | None:
         return summarize(self.tally, stats) if self.tally is not None else None
 

@@ -117,10 +117,11 @@ class RunsTable(DataTable[Any]):
         model: str = "",
         mode: str = "",
         run_id: str | None = None,
+        reopened: bool = False,
     ) -> None:
         """One run; ``quality`` (with gold labels) fills accuracy, correct rows/s ("goodput")
-        and cost per correct row, ``model`` and ``mode`` what it ran on; ``run_id``: a stored
-        run opened again (listed once, noted as such)."""
+        and cost per correct row, ``model`` and ``mode`` what it ran on; ``run_id``: its run in
+        the store (a run is listed once); ``reopened``: a stored run opened with h."""
         if run_id is not None and run_id in self.run_ids:
             self.move_cursor(row=self.run_ids.index(run_id))
             return
@@ -132,7 +133,7 @@ class RunsTable(DataTable[Any]):
         if stats.errors_by_kind:
             kinds = ", ".join(f"{k} {n}" for k, n in sorted(stats.errors_by_kind.items()))
             note = f"{kinds}; {note}" if note else kinds
-        if run_id is not None:
+        if reopened:
             note = f"stored run {run_id}" + (f"; {note}" if note else "")
         self.cells.append(
             [
