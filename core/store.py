@@ -14,7 +14,8 @@ Tables (schema version ``SCHEMA_VERSION``, kept in ``schema_version``):
   non-local endpoints, with any ``user:password@``, query and fragment removed.
 - ``rows``: one line per record, inserted as ``pending`` when the run starts
   (so resuming needs no input file), with the input's other columns
-  (``extra_json``), updated as rows finish.
+  (``extra_json``) and the row's checked gold label (``gold_json``, ``core.quality``),
+  updated as rows finish. A run's quality figures sit in its stats, under ``quality``.
 
 A store of an older schema version is brought up to date when opened
 (the columns of ``_ADDED_ROW_COLUMNS`` it lacks, one transaction); a newer one is refused.
