@@ -210,5 +210,7 @@ async def test_compare_modes_runs_each_mode() -> None:
         await wait_for(pilot, lambda: len(table.history) == 4, timeout=90)
         await wait_for(pilot, lambda: not app.running)
         rows = [table.get_row_at(i) for i in range(4)]
-        assert [r[5] for r in rows] == ["tools", "json", "json_schema", "md_json"]
-        assert all(r[2] == "100.0%" for r in rows)  # fanout-sim answers right in every mode
+        at = [label for label, _ in COLUMNS].index
+        assert [r[at("mode")] for r in rows] == ["tools", "json", "json_schema", "md_json"]
+        # fanout-sim answers right in every mode
+        assert all(r[at("accuracy")] == "100.0%" for r in rows)
