@@ -21,7 +21,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.batch.cli import add_batch_options, batch_server, bind, open_run, report, with_via
-from core.cli_quality import add_gold_option, gold_from_args, quality_of, report_quality
+from core.cli_quality import (
+    add_gold_option,
+    gold_from_args,
+    keep_quality,
+    quality_of,
+    report_quality,
+)
 from core.dataset import Dataset, load_dataset
 from core.engine import ClientOptions, Engine
 from core.errors import ExportError, FanoutError
@@ -165,6 +171,7 @@ async def _run(
                 endpoint=engine.endpoint,
                 options=engine.options,
                 max_error_rate=args.max_error_rate,
+                gold=gold,
             )
             meta = with_via(meta, args)
             async with recording(store, run, meta, on_warning=warn) as recorder:
@@ -194,7 +201,9 @@ async def _run(
         sys.stdout.write(results_jsonl(run.rows, gold))
         sys.stdout.flush()
     print(format_stats_line(run.stats, out), file=sys.stderr)
-    report_quality(gold, run.rows, run.stats)
+    summary = report_quality(gold, run.rows, run.stats)
+    if summary is not None and store is not None and recorder is not None and recorder.complete:
+        keep_quality(store, recorder.run_id, summary)
     note = guessed_note(run.rows)
     if note:
         print(f"fanout: note: {note}", file=sys.stderr)

@@ -9,11 +9,13 @@ from collections.abc import Sequence
 from pydantic import BaseModel
 
 from core.dataset import Dataset
+from core.errors import FanoutError
 from core.quality.gold import Gold, gold_for
 from core.quality.report import QualitySummary, field_table, summarize
 from core.quality.tally import QualityTally
 from core.results import Row
 from core.stats import RunStats
+from core.store import Store
 
 
 def add_gold_option(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +49,15 @@ def report_quality(
     tally = QualityTally(gold).add_all(rows)
     print(field_table(tally), file=sys.stderr)
     return summarize(tally, stats)
+
+
+def keep_quality(store: Store, run_id: str, summary: QualitySummary) -> None:
+    """The run's quality figures into its stored stats (``fanout runs``, the dashboard's
+    past runs); a store that cannot take them is a warning, the run is done."""
+    try:
+        store.set_quality(run_id, summary.to_dict())
+    except FanoutError as exc:
+        print(f"fanout: warning: {exc}", file=sys.stderr)
 
 
 def quality_of(gold: Gold | None, rows: Sequence[Row], stats: RunStats) -> QualitySummary | None:

@@ -47,6 +47,7 @@ from core.cli import (
     via_label,
     warn,
 )
+from core.cli_quality import keep_quality, quality_of, report_quality
 from core.client import OPENAI_URL, EndpointChoice, choose_endpoint
 from core.engine import Engine
 from core.errors import ConfigError, FanoutError, SchemaError, StoreError
@@ -60,7 +61,8 @@ from core.options import (
     positive_int,
     server_config_from_args,
 )
-from core.quality.gold import gold_for
+from core.quality.gold import Gold
+from core.quality.stored import stored_gold
 from core.recorder import RunRecorder, combined_stats, merge_rows
 from core.report import format_stats_line
 from core.results import Row, Status
@@ -198,8 +200,8 @@ def export_parser(prog: str = "fanout export") -> argparse.ArgumentParser:
         "--gold",
         metavar="FILE",
         help="score the rows against these gold labels, keyed by row id (.jsonl, .json or "
-        ".csv; the dataset itself when it has expected.<field> columns): adds the expected "
-        "and correct columns",
+        ".csv; the dataset itself when it has expected.<field> columns), over the labels "
+        "stored with the run: adds the expected and correct columns",
     )
     _add_store_option(parser)
     return parser
@@ -214,12 +216,17 @@ def export_main(argv: Sequence[str]) -> int:
             recover(store)
             info = store.get_run(args.run_id)
             rows = store.load_rows(info.id)
-        if info.is_live:
-            warn(f"run {info.id} is still running; exporting the rows recorded so far")
-        schema = export_schema(info, rows, warn)
-        gold = None
-        if args.gold is not None:
-            gold = gold_for(schema, {}, (row.id for row in rows), gold_file=args.gold)
+            if info.is_live:
+                warn(f"run {info.id} is still running; exporting the rows recorded so far")
+            schema = export_schema(info, rows, warn)
+            gold = stored_gold(
+                store,
+                info,
+                schema,
+                row_ids=(row.id for row in rows),
+                gold_file=args.gold,
+                on_warning=warn,
+            )
         export_results(rows, schema, out, gold=gold)
     except FanoutError as exc:
         return fail(str(exc))
@@ -445,12 +452,13 @@ def resume_main(argv: Sequence[str]) -> int:
                 raise SchemaError(
                     f"{exc}; pass --schema SPEC to resume with another model"
                 ) from None
+            gold = stored_gold(store, info, schema, on_warning=warn)
             choice = resume_endpoint(settings, info)
             note = online_over_batches(store.path, info, settings.via)
             if note:
                 warn(note)
             return asyncio.run(
-                _resume(settings, store, info, schema, records, stored_rows, choice, out)
+                _resume(settings, store, info, schema, records, stored_rows, choice, out, gold)
             )
     except FanoutError as exc:
         return fail(str(exc))
@@ -465,6 +473,7 @@ async def _resume(
     stored_rows: list[Row],
     choice: EndpointChoice,
     out: Path | None,
+    gold: Gold | None = None,
 ) -> int:
     options = client_options_from_args(args)
     server = batch_server(server_config_from_args(args), args)
@@ -496,8 +505,14 @@ async def _resume(
     report(run)
     assert run.stats is not None
     rows = merge_rows(stored_rows, run)  # from memory: right even if the store failed
-    _write_rows(rows, schema, out)
+    _write_rows(rows, schema, out, gold)
     print(format_stats_line(run.stats, out), file=sys.stderr)
+    report_quality(gold, rows, run.stats)
+    if gold is not None and recorder.complete:  # the whole run's figures, not this session's
+        whole = combined_stats(stored_rows, run, run.stats, info.stats)
+        summary = quality_of(gold, rows, whole)
+        if summary is not None:
+            keep_quality(store, info.id, summary)
     print(f"fanout: run {info.id}: {_counts(rows)}", file=sys.stderr)
     if run.stats.stopped_reason and not interrupted:
         warn(run.stats.stopped_reason)
@@ -518,7 +533,7 @@ def _nothing_to_resume(store: Store, info: RunInfo, rows: list[Row], out: Path |
         except Exception as exc:  # the rows are fine; only the status could not be updated
             warn(f"store {store.path}: cannot mark run {info.id} finished ({exc})")
     schema = export_schema(info, rows, warn)
-    _write_rows(rows, schema, out)
+    _write_rows(rows, schema, out, stored_gold(store, info, schema, on_warning=warn))
     print(f"fanout: run {info.id}: nothing left to send; {_counts(rows)}", file=sys.stderr)
     return EXIT_OK if all(row.status is Status.OK for row in rows) else EXIT_ROWS_FAILED
 
@@ -539,9 +554,11 @@ def _stored_stats(info: RunInfo, rows: Sequence[Row]) -> RunStats:
     )
 
 
-def _write_rows(rows: Sequence[Row], schema: type[BaseModel], out: Path | None) -> None:
+def _write_rows(
+    rows: Sequence[Row], schema: type[BaseModel], out: Path | None, gold: Gold | None = None
+) -> None:
     if out is not None:
-        export_results(rows, schema, out)
+        export_results(rows, schema, out, gold=gold)
     else:
-        sys.stdout.write(results_jsonl(rows))
+        sys.stdout.write(results_jsonl(rows, gold))
         sys.stdout.flush()

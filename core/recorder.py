@@ -56,6 +56,10 @@ from core.store import RowParams, RunMeta, Store, absolute_schema_spec, row_para
 if TYPE_CHECKING:
     from core.client import Endpoint
     from core.engine import ClientOptions
+    from core.quality.gold import Gold
+
+GOLD_OPTION = "gold"
+"""The stored options' key naming where a run's gold labels came from."""
 
 FLUSH_INTERVAL_S = 0.25
 """The longest a finished row waits before its batch is committed (plus the commit itself)."""
@@ -77,8 +81,13 @@ def run_meta(
     endpoint: Endpoint,
     options: ClientOptions,
     max_error_rate: float | None = None,
+    gold: Gold | None = None,
+    model: str | None = None,
+    mode: str | None = None,
 ) -> RunMeta:
-    """What the store records about a run. The endpoint's API key is not taken."""
+    """What the store records about a run. The endpoint's API key is not taken. ``gold``:
+    the run's gold labels, stored with its rows; ``model`` and ``mode``: the run's own when
+    they are not the endpoint's and options' (a run parameter, as in the dashboard)."""
     return RunMeta(
         dataset_path=str(dataset.path.expanduser().resolve()),
         dataset_name=dataset.name,
@@ -89,8 +98,8 @@ def run_meta(
         concurrency=concurrency,
         endpoint_kind=endpoint.kind,
         base_url=endpoint.base_url if endpoint.kind != "local" else None,
-        model=endpoint.model,
-        mode=options.mode,
+        model=model or endpoint.model,
+        mode=mode or options.mode,
         options={
             "timeout": options.timeout,
             "max_retries": options.retry.max_retries,
@@ -99,7 +108,9 @@ def run_meta(
             "max_error_rate": max_error_rate,
             "max_tokens": options.max_tokens,
             "lenient": options.lenient,
+            **({GOLD_OPTION: gold.source} if gold is not None else {}),
         },
+        gold=gold.labels if gold is not None else {},
     )
 
 

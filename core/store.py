@@ -14,7 +14,8 @@ Tables (schema version ``SCHEMA_VERSION``, kept in ``schema_version``):
   non-local endpoints, with any ``user:password@``, query and fragment removed.
 - ``rows``: one line per record, inserted as ``pending`` when the run starts
   (so resuming needs no input file), with the input's other columns
-  (``extra_json``), updated as rows finish.
+  (``extra_json``) and the row's checked gold label (``gold_json``, ``core.quality``),
+  updated as rows finish. A run's quality figures sit in its stats, under ``quality``.
 
 A store of an older schema version is brought up to date when opened
 (the columns of ``_ADDED_ROW_COLUMNS`` it lacks, one transaction); a newer one is refused.
@@ -57,6 +58,9 @@ STORE_FILENAME = "runs.sqlite3"
 BUSY_TIMEOUT_S = 5.0
 LATEST = ("last", "latest")
 """Run references that mean "the newest run"."""
+
+QUALITY_KEY = "quality"
+"""Where a run's stats hold its quality figures (accuracy, correct rows, goodput ...)."""
 
 STORED_STATUSES = ("running", "finished", "cancelled", "interrupted")
 
@@ -114,6 +118,7 @@ CREATE TABLE IF NOT EXISTS rows (
     timeline_json     TEXT,
     request_ids_json  TEXT,
     lenient           INTEGER,
+    gold_json         TEXT,
     PRIMARY KEY (run_id, idx)
 );
 CREATE INDEX IF NOT EXISTS rows_status ON rows (run_id, status);
@@ -125,9 +130,13 @@ _ADDED_ROW_COLUMNS = (
     ("timeline_json", "TEXT"),
     ("request_ids_json", "TEXT"),
     ("lenient", "INTEGER"),
+    ("gold_json", "TEXT"),
 )
 """Columns ``rows`` gained after schema version 1; ``Store._migrate`` adds them to an
-older store (each only if missing, so the steps can come in any order)."""
+older store (each only if missing, so the steps can come in any order). ``gold_json`` (the
+row's gold label, ``core.quality``) came without a version bump: a column only added is
+read by every build that knows it and ignored by the others, so older fanouts still open
+the store."""
 
 _RUN_COLUMNS = (
     "id, created_at, ended_at, status, pid, host, proc_start, dataset_path, dataset_name, "
@@ -215,7 +224,11 @@ class RunMeta:
     model: str
     mode: str
     options: Mapping[str, Any] = field(default_factory=dict)
-    """Other settings a resume reuses: timeout, retries, system prompt, max error rate."""
+    """Other settings a resume reuses: timeout, retries, system prompt, max error rate
+    (and ``gold``: where the gold labels came from)."""
+    gold: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """The rows' checked gold labels by row id (``core.quality.gold``), stored with each row
+    so an export, a resume and the dashboard score the run without the labels' file."""
 
 
 def public_base_url(kind: str, base_url: str | None) -> str | None:
@@ -394,6 +407,11 @@ def row_params(run_id: str, idx: int, row: Row, session: int = 0) -> RowParams:
         run_id,
         idx,
     )
+
+
+def _gold_json(gold: Mapping[str, Mapping[str, Any]], row_id: str) -> str | None:
+    label = gold.get(row_id)
+    return None if label is None else _dumps(dict(label))
 
 
 def _error_kind(value: str | None) -> ErrorKind | None:
@@ -669,8 +687,8 @@ class Store:
                             ),
                         )
                         conn.executemany(
-                            "INSERT INTO rows (run_id, idx, record_id, text, status, extra_json) "
-                            "VALUES (?, ?, ?, ?, 'pending', ?)",
+                            "INSERT INTO rows (run_id, idx, record_id, text, status, extra_json, "
+                            "gold_json) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
                             (
                                 (
                                     run_id,
@@ -678,6 +696,7 @@ class Store:
                                     r.id,
                                     r.text,
                                     _dumps(dict(r.extra)) if r.extra else None,
+                                    _gold_json(meta.gold, r.id),
                                 )
                                 for r in records
                             ),
@@ -762,6 +781,17 @@ class Store:
 
     def set_stats(self, run_id: str, stats: dict[str, Any]) -> None:
         with self._errors("save the run's stats"), self.transaction() as conn:
+            conn.execute("UPDATE runs SET stats_json = ? WHERE id = ?", (_dumps(stats), run_id))
+
+    def set_quality(self, run_id: str, quality: Mapping[str, Any]) -> None:
+        """Put the run's quality figures (``QualitySummary.to_dict``) into its stats, under
+        ``quality``, so a list of runs shows accuracy without scoring every row again."""
+        with self._errors("save the run's quality"), self.transaction() as conn:
+            row = conn.execute("SELECT stats_json FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return
+            stats = _loads_dict(row[0]) or {}
+            stats[QUALITY_KEY] = dict(quality)
             conn.execute("UPDATE runs SET stats_json = ? WHERE id = ?", (_dumps(stats), run_id))
 
     # -- reading -------------------------------------------------------------------------
@@ -877,6 +907,21 @@ class Store:
                     f"SELECT {_ROW_COLUMNS} FROM rows WHERE run_id = ? ORDER BY idx", (run_id,)
                 )
             ]
+
+    def load_gold(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The run's stored gold labels by row id (empty: none, or a store from before
+        gold labels were stored)."""
+        with self._errors("read the gold labels"):
+            labels: dict[str, dict[str, Any]] = {}
+            for record_id, gold_json in self._conn.execute(
+                "SELECT record_id, gold_json FROM rows WHERE run_id = ? AND gold_json IS NOT "
+                "NULL ORDER BY idx",
+                (run_id,),
+            ):
+                label = _loads_dict(gold_json)
+                if label is not None:
+                    labels[str(record_id)] = label
+            return labels
 
     def records_to_resume(self, run_id: str, *, include_failed: bool = True) -> list[Record]:
         """The records a resume must send: every row not stored ok (failed ones optional)."""

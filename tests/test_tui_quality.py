@@ -23,7 +23,7 @@ from tui.screens.run_params import RunParamsScreen
 from tui.settings import DashboardSettings
 from tui.widgets.quality_panel import QualityPanel
 from tui.widgets.results_table import ResultsTable
-from tui.widgets.runs_table import RunsTable
+from tui.widgets.runs_table import COLUMNS, RunsTable
 
 SIZES = [(80, 24), (120, 36), (160, 48)]
 
@@ -87,7 +87,8 @@ async def test_two_models_compared_on_accuracy_and_cost(size: tuple[int, int]) -
         assert careful.cost_per_correct_usd > fast.cost_per_correct_usd > 0
         cells = [table.get_row_at(i) for i in range(2)]
         assert [c[1] for c in cells] == ["sim-fast", "sim-careful"]
-        assert cells[1][2] == "100.0%" and cells[1][5] == "tools"
+        at = [label for label, _ in COLUMNS].index
+        assert cells[1][at("accuracy")] == "100.0%" and cells[1][at("mode")] == "tools"
         # d: the two runs field by field; they differ exactly where the data differs
         (_, fast_rows, _), (_, careful_rows, _) = app.recent_runs
         careful_data = {row.id: row.data for row in careful_rows}
@@ -209,5 +210,7 @@ async def test_compare_modes_runs_each_mode() -> None:
         await wait_for(pilot, lambda: len(table.history) == 4, timeout=90)
         await wait_for(pilot, lambda: not app.running)
         rows = [table.get_row_at(i) for i in range(4)]
-        assert [r[5] for r in rows] == ["tools", "json", "json_schema", "md_json"]
-        assert all(r[2] == "100.0%" for r in rows)  # fanout-sim answers right in every mode
+        at = [label for label, _ in COLUMNS].index
+        assert [r[at("mode")] for r in rows] == ["tools", "json", "json_schema", "md_json"]
+        # fanout-sim answers right in every mode
+        assert all(r[at("accuracy")] == "100.0%" for r in rows)

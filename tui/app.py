@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 from textual import on, work
@@ -37,7 +37,9 @@ from core.export import export_results, export_runs
 from core.gctune import quiet_gc
 from core.models import BUILTIN_MODELS, load_schema
 from core.quality.gold import Gold, gold_for
-from core.recorder import RunRecorder, merge_rows, run_meta
+from core.quality.report import summarize
+from core.quality.tally import QualityTally
+from core.recorder import RunRecorder, combined_stats, merge_rows, run_meta
 from core.results import Row, Status
 from core.runner import Run
 from core.stats import compute_stats
@@ -684,6 +686,18 @@ class FanoutApp(QualityMixin, App[int]):
             rate_limited=int((info.stats or {}).get("rate_limited") or 0),
         )
         self.query_one(StatsBar).show(LiveStats.of(stats, info.semaphore))
+        gold = self.stored_gold(info, schema)
+        self.shown = replace(self.shown, gold=gold)
+        tally = self.past_tally(gold, rows)
+        self.query_one(RunsTable).add_stats(
+            visible(info.dataset_name),
+            stats,
+            quality=summarize(tally, stats) if tally is not None else None,
+            model=visible(info.model),
+            mode=info.mode,
+            run_id=info.id,
+            reopened=True,
+        )
         table.border_title = f"results of run {info.id} ({info.status}) · h: past runs"
         self._describe(Path(info.dataset_path).name, info.records, schema)
         self._show_run_controls(info)
@@ -786,6 +800,7 @@ class FanoutApp(QualityMixin, App[int]):
                 self.notify(f"run {info.id} has nothing left to send", timeout=5)
                 return
             self.notify(f"resuming {info.id}: {len(records)} rows without a result", timeout=5)
+            gold = self.stored_gold(info, schema)
             self.query_one(ResultsTable).set_schema(schema)
             self._describe(Path(info.dataset_path).name, info.records, schema)
             self._show_run_controls(info)
@@ -799,9 +814,14 @@ class FanoutApp(QualityMixin, App[int]):
                 dataset_name=info.dataset_name,
                 via=str(info.options.get("via") or "online"),
                 waiting=waiting_rows(stored),
+                model=info.model,
+                mode=info.mode,
+                gold=gold,
+                stored=stored,
+                before=info.stats,
             )
             merged = merge_rows(stored, run)
-            self.shown = Shown(merged, schema, info.strategy, info.dataset_name, info.id)
+            self.shown = Shown(merged, schema, info.strategy, info.dataset_name, info.id, gold=gold)
         finally:
             self.running = False
 
@@ -819,13 +839,16 @@ class FanoutApp(QualityMixin, App[int]):
         waiting: set[int] | None = None,
         model: str | None = None,
         mode: str | None = None,
+        gold: Gold | None = None,
+        stored: Sequence[Row] = (),
+        before: Mapping[str, Any] | None = None,
     ) -> Run:
+        """One run; a resume (``resume``: its id) is scored against its stored ``gold``,
+        its ``stored`` rows counted first."""
         schema = schema or self.schema
         batch = (via or self.via) == "batch"
         strategy = "batch" if batch else strategy
-        tally = self.new_tally(schema) if resume is None else None
-        if resume is not None:
-            self.tally = None
+        tally = self.new_tally(schema) if resume is None else self.past_tally(gold, stored)
         dataset_name = dataset_name or self.dataset.name
         table = self.query_one(ResultsTable)
         table.reset()
@@ -859,7 +882,9 @@ class FanoutApp(QualityMixin, App[int]):
             )
             self.series.samples = feed.samples
             self.series.limits = feed.limits
-            recorder = await self._recorder(engine, run, strategy, concurrency, schema, resume)
+            recorder = await self._recorder(
+                engine, run, strategy, concurrency, schema, resume, tally, overrides
+            )
             bind(run, recorder, waiting or ())
             if isinstance(run, BatchRun):
                 panel.show(run.job.views())
@@ -880,13 +905,24 @@ class FanoutApp(QualityMixin, App[int]):
                 self._drain(feed)
         number = len(self.query_one(RunsTable).history) + 1
         self.keep_run(f"#{number} {model or engine.endpoint.model}", run.rows, schema)
+        quality = (
+            None
+            if tally is None
+            else summarize(tally, combined_stats(stored, run, stats, before))
+            if resume is not None
+            else self.quality_summary(stats)
+        )
+        stored_id = recorder.run_id if recorder is not None and recorder.complete else None
         self.query_one(RunsTable).add_stats(
             visible(dataset_name),
             stats,
-            quality=self.quality_summary(stats) if tally is not None else None,
+            quality=quality,
             model=visible(model or engine.endpoint.model),
             mode=mode or self.settings.client.mode,
+            run_id=stored_id if resume is None else None,
         )
+        if stored_id is not None and quality is not None:
+            self.keep_quality(stored_id, quality)
         if stats.stopped_reason and stats.stopped_reason != "cancelled":
             self.notify(stats.stopped_reason, severity="warning", timeout=10)
         elif stats.failed:
@@ -939,6 +975,8 @@ class FanoutApp(QualityMixin, App[int]):
         concurrency: int,
         schema: type[BaseModel],
         resume: str | None,
+        tally: QualityTally | None = None,
+        overrides: dict[str, str] | None = None,
     ) -> RunRecorder | None:
         """Record the run in the store; a store problem is a warning, never a stop."""
         if self.settings.store is None:
@@ -959,6 +997,9 @@ class FanoutApp(QualityMixin, App[int]):
                 endpoint=engine.endpoint,
                 options=engine.options,
                 max_error_rate=self.settings.max_error_rate,
+                gold=tally.gold if tally is not None else None,
+                model=(overrides or {}).get("model"),
+                mode=(overrides or {}).get("mode"),
             )
             if isinstance(run, BatchRun):
                 meta = batch_meta(meta, finish_online=run.job.settings.finish_online)

@@ -18,9 +18,11 @@ from core.localserver.profiles import PROFILES
 from core.quality.diff import diff_runs
 from core.quality.gold import Gold, gold_for
 from core.quality.report import QualitySummary, summarize
+from core.quality.stored import stored_gold
 from core.quality.tally import QualityTally
 from core.results import Row
 from core.stats import RunStats
+from core.store import RunInfo, Store
 from tui.screens.run_diff import RunDiffScreen, diff_text
 from tui.screens.run_params import RunParam, RunParamsScreen
 from tui.widgets.quality_panel import QualityPanel
@@ -80,9 +82,36 @@ class QualityMixin:
         for panel in self.query(QualityPanel):
             panel.show(self.tally if self.tally is not None else None)
         side = self.query_one("#quality-side", QualityPanel)
-        side.set_class(self.gold is None, "-no-gold")
+        side.set_class(self.gold is None and self.tally is None, "-no-gold")
         if self.gold is not None and self.tally is None:
             side.show(QualityTally(self.gold))
+
+    def stored_gold(self: FanoutApp, info: RunInfo, schema: type[BaseModel]) -> Gold | None:
+        """A stored run's own gold labels (kept with its rows), or None."""
+        if self.settings.store is None:
+            return None
+        try:
+            with Store(self.settings.store, create=False) as store:
+                return stored_gold(store, info, schema, on_warning=self._warn)
+        except FanoutError as exc:
+            self.notify(str(exc), title="gold labels", severity="warning", timeout=10)
+            return None
+
+    def past_tally(self: FanoutApp, gold: Gold | None, rows: Sequence[Row]) -> QualityTally | None:
+        """The quality panel shows a stored run: its rows scored against its own labels."""
+        self.tally = QualityTally(gold).add_all(rows) if gold is not None else None
+        self.show_quality()
+        return self.tally
+
+    def keep_quality(self: FanoutApp, run_id: str, quality: QualitySummary) -> None:
+        """The run's accuracy into the store, for the past runs list (h)."""
+        if self.settings.store is None:
+            return
+        try:
+            with Store(self.settings.store, create=False) as store:
+                store.set_quality(run_id, quality.to_dict())
+        except FanoutError as exc:
+            self.notify(str(exc), title="run store", severity="warning", timeout=10)
 
     def quality_summary(self: FanoutApp, stats: RunStats) -> QualitySummary | None:
         return summarize(self.tally, stats) if self.tally is not None else None

@@ -18,7 +18,8 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Label
 
 from core.errors import StoreError
-from core.store import RunInfo, Store
+from core.quality.report import percent
+from core.store import QUALITY_KEY, RunInfo, Store
 from core.strategies import LABELS
 
 STATUS_STYLE = {
@@ -31,6 +32,8 @@ STATUS_STYLE = {
 
 COLUMNS = (
     "status",
+    "model",
+    "accuracy",
     "ok",
     "failed",
     "cancelled",
@@ -42,6 +45,13 @@ COLUMNS = (
     "created (UTC)",
     "id",
 )
+
+
+def stored_accuracy(info: RunInfo) -> float | None:
+    """The run's accuracy as stored at its end (None: no gold labels, or not stored)."""
+    quality = (info.stats or {}).get(QUALITY_KEY)
+    value = quality.get("accuracy") if isinstance(quality, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,8 @@ class HistoryScreen(ModalScreen[HistoryChoice | None]):
         for info in self.runs:
             table.add_row(
                 Text(info.status, style=STATUS_STYLE.get(info.status, "")),
+                Text(info.model),
+                percent(stored_accuracy(info)),
                 str(info.ok),
                 str(info.failed),
                 str(info.cancelled),
