@@ -137,3 +137,24 @@ async def test_150_rows_through_a_litellm_like_gateway_all_end_ok(strategy: str)
         assert refused["upstream"] > 0
     if strategy not in ("sequential", "adaptive"):
         assert refused["gateway"] > 0
+
+
+@pytest.mark.parametrize("strategy", ["gather", "as_completed"])
+async def test_the_release_after_a_pause_is_paced_not_a_herd(strategy: str) -> None:
+    # An upstream with a burst limit: 10 requests per 0.25 s, 429s with the wait in
+    # llm_provider-* headers. 150 rows at once, no semaphore. Main released every waiting
+    # row the instant the run-wide pause ended: 10 got in, the rest met another 429, and
+    # rows ran out of their 7 attempts (~30 of 150 failed). Paced at what the window
+    # admitted, a row needs about one retry, and the run ~150 / 10 windows.
+    with gateway(100_000, 60.0, upstream_rpm=10, upstream_window=0.25) as server:
+        rows, stats, events = await run_on(server, 150, ClientOptions(), strategy)
+        refused = server.count("upstream")
+        most = server.max_in_window("ok", 0.25)
+    assert [row.status for row in rows] == [Status.OK] * 150, {
+        r.error for r in rows if r.status is not Status.OK
+    }
+    assert most <= 10  # the replay held its limit
+    # The first burst meets 140 refusals; the paced release only a few more (the herd
+    # met several per row: ~600 for 150 rows).
+    assert refused < 150 * 1.5, refused
+    assert max(row.attempts for row in rows) <= 4
