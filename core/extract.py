@@ -136,7 +136,8 @@ class RateGate:
     jitter, not all at once: a burst limit (20 requests per 0.5 s) lets a window's worth of
     a herd in and sends the rest back with another 429, again and again, until rows run
     out of attempts. Paced, N waiting rows need about N / allowance windows, one attempt
-    each. The pacing lasts while rows queue, and for one pause's length after it ends."""
+    each. The pacing lasts while rows queue, and for one pause's length after it ends. A
+    gate told of no answer at all (one that only relays pauses) releases everyone at once."""
 
     def __init__(
         self,
@@ -185,13 +186,13 @@ class RateGate:
         return self._interval
 
     def _pace(self) -> float:
-        """The pause's length over what the window before it admitted; with no answer
-        heard of, the queue spread over one pause. Each pause's length that goes by
-        with no new 429 makes it a fifth faster (the window may admit more than it did)."""
+        """The pause's length over what the window before it admitted (at least one). Each
+        pause's length that goes by with no new 429 makes it a fifth faster (the window
+        may admit more than it did)."""
         now = self._clock()
         if not self._interval:
             admitted = sum(1 for at in self._answers if at >= self._window_from)
-            self._interval = self._length / max(1, admitted or self._queued)
+            self._interval = self._length / max(1, admitted)
             self._paced_at = now
         elif now - self._paced_at >= self._length:
             self._interval *= SPEED_UP
@@ -202,6 +203,8 @@ class RateGate:
         # A deadline, not an event: another 429 may push it later while we sleep.
         while (left := self.remaining) > 0:  # noqa: ASYNC110
             await asyncio.sleep(left)
+        if not self._answers:  # told of no answer (a gate that only relays pauses)
+            return
         if not self._queued and self._clock() >= self._release_end:
             return
         self._queued += 1
