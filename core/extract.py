@@ -182,7 +182,7 @@ class RateGate:
 
     @property
     def pacing(self) -> float:
-        """Seconds between releases after the pause (0: not pacing)."""
+        """Seconds between releases, as the last paced release set them (0 before any)."""
         return self._interval
 
     def _pace(self) -> float:
