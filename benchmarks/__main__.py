@@ -39,11 +39,12 @@ GOALS: dict[str, tuple[str, str]] = {
     "article": ("benchmarks.article", "the article's code"),
     "profile": ("benchmarks.profiling", "profile of the engine path"),
     "ratelimits": ("benchmarks.ratelimits", "rate limits in real time"),
+    "herd": ("benchmarks.herd", "the release after a pause: herd vs paced"),
     "realmodel": ("benchmarks.realmodel", "the real model (llama.cpp + Gemma 3 270M)"),
     "scale-out": ("benchmarks.scaleout", "scale-out: worker processes and Ray actors"),
 }
 ALL = ("p1", "p2", "p3", "p4", "p5", "article")
-"""What ``all`` runs (``profile``, ``ratelimits``, ``realmodel`` and ``scale-out`` are on
+"""What ``all`` runs (``profile``, ``ratelimits``, ``herd``, ``realmodel`` and ``scale-out`` are on
 demand)."""
 
 

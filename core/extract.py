@@ -24,6 +24,7 @@ import dataclasses
 import json
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -123,28 +124,103 @@ class RetryPolicy:
         return rng.uniform(ceiling / 2, ceiling)
 
 
-class RateGate:
-    """A run-wide pause: after a 429, nobody sends until the server's wait is over."""
+SPEED_UP = 0.8
+"""A paced release's interval after each pause's length of it with no new 429."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+
+class RateGate:
+    """A run-wide pause: after a 429, nobody sends until the server's wait is over.
+
+    When the pause ends, the rows that waited are let go one at a time, paced at the rate
+    the window before the pause admitted (``admitted`` is told of every answer), with
+    jitter, not all at once: a burst limit (20 requests per 0.5 s) lets a window's worth of
+    a herd in and sends the rest back with another 429, again and again, until rows run
+    out of attempts. Paced, N waiting rows need about N / allowance windows, one attempt
+    each. The pacing lasts while rows queue, and for one pause's length after it ends. A
+    gate told of no answer at all (one that only relays pauses) releases everyone at once."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
         self._clock = clock
+        self._rng = rng or random.Random()
         self._until = 0.0
         self.pauses = 0
+        self._length = 0.0
+        """The last pause's length: the window the release is paced over."""
+        self._window_from = 0.0
+        """Where the window before the pause starts (its answers set the release's pace)."""
+        self._release_end = 0.0
+        self._interval = 0.0
+        self._paced_at = 0.0
+        self._next = 0.0
+        self._queued = 0
+        self._turn = asyncio.Lock()
+        self._answers: deque[float] = deque(maxlen=100_000)
 
     def pause(self, seconds: float) -> None:
-        until = self._clock() + seconds
+        now = self._clock()
+        until = now + seconds
         if until > self._until:
+            if self._until <= now:  # the gate was open: a new pause, a new window to read
+                self._window_from = now - seconds
+                self._interval = 0.0
             self._until = until
+            self._length = seconds
+            self._release_end = until + seconds
             self.pauses += 1
+
+    def admitted(self) -> None:
+        """An answer came back (not a 429): what the release's pace is learnt from."""
+        self._answers.append(self._clock())
 
     @property
     def remaining(self) -> float:
         return max(0.0, self._until - self._clock())
 
+    @property
+    def pacing(self) -> float:
+        """Seconds between releases, as the last paced release set them (0 before any)."""
+        return self._interval
+
+    def _pace(self) -> float:
+        """The pause's length over what the window before it admitted (at least one). Each
+        pause's length that goes by with no new 429 makes it a fifth faster (the window
+        may admit more than it did)."""
+        now = self._clock()
+        if not self._interval:
+            admitted = sum(1 for at in self._answers if at >= self._window_from)
+            self._interval = self._length / max(1, admitted)
+            self._paced_at = now
+        elif now - self._paced_at >= self._length:
+            self._interval *= SPEED_UP
+            self._paced_at = now
+        return self._interval
+
     async def wait(self) -> None:
         # A deadline, not an event: another 429 may push it later while we sleep.
         while (left := self.remaining) > 0:  # noqa: ASYNC110
             await asyncio.sleep(left)
+        if not self._answers:  # told of no answer (a gate that only relays pauses)
+            return
+        if not self._queued and self._clock() >= self._release_end:
+            return
+        self._queued += 1
+        try:
+            async with self._turn:  # first come, first served
+                while True:
+                    if (left := self.remaining) > 0:
+                        await asyncio.sleep(left)
+                        continue
+                    if (left := self._next - self._clock()) > 0:
+                        await asyncio.sleep(left)
+                        continue
+                    break
+                self._next = self._clock() + self._pace() * self._rng.uniform(1.0, 1.25)
+        finally:
+            self._queued -= 1
 
 
 class Extractor:
@@ -232,6 +308,7 @@ class Extractor:
                         response = await self.client.post(
                             "/chat/completions", body=body, cast_to=httpx.Response
                         )
+                    self.gate.admitted()
                     await self.fair.checkpoint()
                     request_id = response.headers.get("x-request-id")
                     if request_id:

@@ -5,6 +5,7 @@ no wait (LiteLLM's own limit), a LiteLLM-like gateway in front of a lower upstre
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -12,7 +13,7 @@ from core.client import choose_endpoint
 from core.dataset import records_from_texts
 from core.engine import ClientOptions, Engine
 from core.events import Event, RowRetrying
-from core.extract import RetryPolicy
+from core.extract import RateGate, RetryPolicy
 from core.models import Person
 from core.results import ErrorKind, Row, Status
 from core.stats import RunStats
@@ -137,3 +138,58 @@ async def test_150_rows_through_a_litellm_like_gateway_all_end_ok(strategy: str)
         assert refused["upstream"] > 0
     if strategy not in ("sequential", "adaptive"):
         assert refused["gateway"] > 0
+
+
+@pytest.mark.parametrize("strategy", ["gather", "as_completed"])
+async def test_the_release_after_a_pause_is_paced_not_a_herd(strategy: str) -> None:
+    # An upstream with a burst limit: 10 requests per 0.25 s, 429s with the wait in
+    # llm_provider-* headers. 150 rows at once, no semaphore. Main released every waiting
+    # row the instant the run-wide pause ended: 10 got in, the rest met another 429, and
+    # rows ran out of their 7 attempts (~30 of 150 failed). Paced at what the window
+    # admitted, a row needs about one retry, and the run ~150 / 10 windows.
+    with gateway(100_000, 60.0, upstream_rpm=10, upstream_window=0.25) as server:
+        rows, stats, events = await run_on(server, 150, ClientOptions(), strategy)
+        refused = server.count("upstream")
+        most = server.max_in_window("ok", 0.25)
+    assert [row.status for row in rows] == [Status.OK] * 150, {
+        r.error for r in rows if r.status is not Status.OK
+    }
+    assert most <= 10  # the replay held its limit
+    # The first burst meets 140 refusals; the paced release only a few more (the herd
+    # met several per row: ~600 for 150 rows).
+    assert refused < 150 * 2, refused
+    assert max(row.attempts for row in rows) <= 5
+
+
+async def _released(gate: RateGate, waiters: int) -> list[float]:
+    """When each of ``waiters`` rows, all waiting on the gate, was let go."""
+    times: list[float] = []
+
+    async def row() -> None:
+        await gate.wait()
+        times.append(time.monotonic())
+
+    await asyncio.gather(*(row() for _ in range(waiters)))
+    return sorted(times)
+
+
+async def test_the_gate_paces_its_release_at_what_the_window_admitted() -> None:
+    gate = RateGate()
+    for _ in range(4):  # the window before the 429 admitted 4 answers
+        gate.admitted()
+    gate.pause(0.2)
+    started = time.monotonic()
+    times = await _released(gate, 8)
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert times[0] - started >= 0.2 * 0.99  # nobody before the pause's end
+    # 0.2 s / 4 answers (jitter only adds), a fifth faster after each 0.2 s without a 429
+    # (a loaded machine stretches the gaps, so more of those may pass: only the first two
+    # are sure to be at the full interval)
+    assert min(gaps[:2]) >= 0.05 * 0.99, gaps
+    assert min(gaps) >= 0.02, gaps
+    assert gate.pacing < 0.05
+    # A gate told of no answer (one that relays pauses only) lets everyone go at once.
+    relay = RateGate()
+    relay.pause(0.1)
+    times = await _released(relay, 8)
+    assert times[-1] - times[0] < 0.05

@@ -87,6 +87,12 @@ def add_batch_options(parser: argparse.ArgumentParser, *, resume: bool = False) 
         help="longest wait between two status checks of a batch (default: 60; the first "
         "checks come sooner)",
     )
+    group.add_argument(
+        "--batch-keep-files",
+        action="store_true",
+        help="leave the uploaded request files and the batches' output and error files at "
+        "the provider (by default fanout deletes them once the rows are stored)",
+    )
     simulator = (
         ("time-scale", "X", "the built-in simulator's batch time: simulated seconds a second"),
         ("expire-rate", "F", "share of the simulator's batches that expire half answered"),
@@ -117,6 +123,7 @@ def batch_settings(args: argparse.Namespace) -> BatchSettings:
         max_bytes=int(args.batch_max_mb * 1024 * 1024),
         poll_min=min(2.0, poll),
         poll_max=poll,
+        keep_files=bool(getattr(args, "batch_keep_files", False)),
     )
 
 

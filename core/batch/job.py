@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from typing import Any
 import openai
 
 from core.batch.answers import LineFailure, Outcome, parse_line
-from core.batch.ledger import Ledger, Part
+from core.batch.ledger import Ledger, Part, stored_rows
 from core.batch.requests import MAX_BYTES, MAX_REQUESTS, TooLarge, row_of, split_requests
 from core.dataset import Record
 from core.extract import Extraction, ExtractionFailed, Extractor, RetryHook
@@ -57,6 +58,9 @@ class BatchSettings:
     max_bytes: int = MAX_BYTES
     poll_min: float = 2.0
     poll_max: float = 60.0
+    keep_files: bool = False
+    """Leave the input, output and error files at the provider (``--batch-keep-files``);
+    by default each part's are deleted once its rows are stored."""
 
 
 @dataclass
@@ -414,6 +418,57 @@ class BatchJob:
         if batch.status == "cancelled":
             return f"batch {batch.id} was cancelled before this row was answered"
         return f"batch {batch.id} ended ({batch.status}) without an answer for this row"
+
+    # -- cleaning up -------------------------------------------------------------------
+
+    async def clean_up(self) -> int:
+        """Delete the files of every ended part whose rows are all stored with their result
+        (ok or failed), and record it in the ledger; the number of parts cleaned.
+
+        Called after the run, once the recorder has committed its last rows: a part whose
+        rows are not all in the store keeps its files (a resume reads its output again).
+        Without a store, a part's rows count as kept once this job settled them. A file
+        the provider no longer has counts as deleted; any other failure is one warning,
+        and the part keeps its files until a later run of the same id tries again."""
+        if self.settings.keep_files:
+            return 0
+        cleaned = 0
+        for part in list(self.parts.values()):
+            files = [f for f in (part.input_file_id, part.output_file_id, part.error_file_id) if f]
+            if part.files_deleted_at or not part.terminal or not part.collected or not files:
+                continue
+            if not self._rows_kept(part):
+                continue
+            failed: list[str] = []
+            reason = ""
+            for file_id in files:
+                try:
+                    await self._call(partial(self.api.files.delete, file_id))
+                except openai.NotFoundError:
+                    continue
+                except Exception as exc:
+                    failed.append(file_id)
+                    reason = reason or classify(exc, self.secrets).message
+            if failed:
+                where = part.batch_id or f"part {part.part}"
+                self._warn(
+                    f"batch {where}: cannot delete its files {', '.join(failed)} ({reason}); "
+                    "they stay in the account's storage (the results are stored)"
+                )
+                continue
+            stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+            self._remember(self.ledger.update(self.run_id, part.part, files_deleted_at=stamp))
+            cleaned += 1
+        return cleaned
+
+    def _rows_kept(self, part: Part) -> bool:
+        if self.ledger.path is None:
+            return all(row in self._results and self._results[row].done() for row in part.rows)
+        try:
+            have = stored_rows(self.ledger.path, self.run_id, part.rows)
+        except Exception:  # an unreadable store: keep the files
+            return False
+        return have >= set(part.rows)
 
     # -- stopping ----------------------------------------------------------------------
 

@@ -12,7 +12,9 @@ stores gain it when a batch run first touches them, and nothing else changes):
   part is ever submitted twice;
 - ``status`` (``preparing``, ``uploaded``, OpenAI's batch statuses, or
   ``not_submitted`` when the upload or the creation failed for good), the request
-  counts, the output and error file ids, and ``collected`` once its lines were read.
+  counts, the output and error file ids, and ``collected`` once its lines were read;
+- ``files_deleted_at`` once its files were deleted at the provider (after every row of
+  the part was stored with its result; ``--batch-keep-files`` keeps them).
 
 The ledger has its own SQLite connection and writes on the caller's thread (a few
 small writes per batch); without a store (``--no-store``) it lives in memory.
@@ -47,12 +49,13 @@ CREATE TABLE IF NOT EXISTS batches (
     collected       INTEGER NOT NULL DEFAULT 0,
     created_at      TEXT NOT NULL,
     updated_at      TEXT NOT NULL,
+    files_deleted_at TEXT,
     PRIMARY KEY (run_id, part)
 )
 """
 _COLUMNS = (
     "run_id, part, session, rows_json, input_file_id, batch_id, status, total, completed, "
-    "failed, output_file_id, error_file_id, collected, created_at, updated_at"
+    "failed, output_file_id, error_file_id, collected, created_at, updated_at, files_deleted_at"
 )
 _UPDATABLE = frozenset(
     {
@@ -65,6 +68,7 @@ _UPDATABLE = frozenset(
         "output_file_id",
         "error_file_id",
         "collected",
+        "files_deleted_at",
     }
 )
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled", "not_submitted"})
@@ -88,6 +92,9 @@ class Part:
     collected: bool
     created_at: str
     updated_at: str
+    files_deleted_at: str | None = None
+    """When fanout deleted the part's input, output and error files at the provider (its
+    results were stored by then); None while they are kept."""
 
     @property
     def terminal(self) -> bool:
@@ -106,6 +113,7 @@ class Part:
             "output_file_id": self.output_file_id,
             "error_file_id": self.error_file_id,
             "collected": self.collected,
+            "files_deleted_at": self.files_deleted_at,
         }
 
 
@@ -130,6 +138,7 @@ class Ledger:
                 self._conn.execute("PRAGMA journal_mode = WAL")
                 self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute(_TABLE)
+            _add_missing_columns(self._conn)
         except sqlite3.Error as exc:
             raise StoreError(f"store {path}: cannot keep the batches: {exc}") from None
 
@@ -148,7 +157,7 @@ class Ledger:
         stamp = _now()
         self._conn.execute(
             f"INSERT INTO batches ({_COLUMNS}) VALUES "
-            "(?, ?, ?, ?, NULL, NULL, 'preparing', ?, 0, 0, NULL, NULL, 0, ?, ?)",
+            "(?, ?, ?, ?, NULL, NULL, 'preparing', ?, 0, 0, NULL, NULL, 0, ?, ?, NULL)",
             (run_id, part, session, json.dumps(list(rows)), len(rows), stamp, stamp),
         )
         return self.get(run_id, part)
@@ -193,7 +202,37 @@ def _part(values: Sequence[Any]) -> Part:
         collected=bool(collected),
         created_at=values[13],
         updated_at=values[14],
+        files_deleted_at=values[15],
     )
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """A store whose ``batches`` table predates a column gains it (NULL for old parts)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(batches)")}
+    if "files_deleted_at" not in have:
+        conn.execute("ALTER TABLE batches ADD COLUMN files_deleted_at TEXT")
+
+
+def stored_rows(path: Path, run_id: str, rows: Sequence[int]) -> set[int]:
+    """Which of these rows the run store holds with a final result (ok or failed)."""
+    conn = sqlite3.connect(path, timeout=5.0)
+    try:
+        found: set[int] = set()
+        wanted = list(rows)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            found.update(
+                int(idx)
+                for (idx,) in conn.execute(
+                    f"SELECT idx FROM rows WHERE run_id = ? AND idx IN ({marks}) "
+                    "AND status IN ('ok', 'failed')",
+                    [run_id, *chunk],
+                )
+            )
+        return found
+    finally:
+        conn.close()
 
 
 def batch_parts(path: Path, run_ids: Sequence[str]) -> dict[str, list[Part]]:

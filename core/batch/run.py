@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 CANCEL_PATIENCE_S = 30.0
 """How long a stopped run waits for its batches' cancel calls."""
+CLEAN_UP_PATIENCE_S = 60.0
+"""How long a finished run waits for the deletion of its batch files."""
 
 
 class BatchRun(Run):
@@ -138,6 +140,14 @@ async def batch_run(
             secrets=engine.endpoint.secrets,
             keep_values=keep_values,
         )
+        # The run ended and its recorder has committed: the files are no longer needed.
+        try:
+            await asyncio.wait_for(job.clean_up(), CLEAN_UP_PATIENCE_S)
+        except TimeoutError:
+            job.warnings.append(
+                "the batch files were not all deleted in time; they stay in the account's "
+                "storage (a resume of this run tries again)"
+            )
     finally:
         if job is not None:
             job.ledger.close()
