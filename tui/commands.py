@@ -88,21 +88,21 @@ def palette_commands() -> Iterator[PaletteCommand]:
     yield PaletteCommand("Quit", "key q", "quit")
 
 
-class FanoutCommands(Provider):
-    def _available(self) -> Iterator[PaletteCommand]:
-        for command in palette_commands():
-            if self.app.check_action(command.action_name, ()) is True:
-                yield command
+class _CommandList(Provider):
+    """A palette provider over a list of ``PaletteCommand``s (``_commands``)."""
+
+    def _commands(self) -> Iterator[PaletteCommand]:
+        raise NotImplementedError
 
     async def discover(self) -> Hits:
-        for command in self._available():
+        for command in self._commands():
             yield DiscoveryHit(
                 command.name, partial(self.app.run_action, command.action), help=command.help
             )
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for command in self._available():
+        for command in self._commands():
             score = matcher.match(command.name)
             if score > 0:
                 yield Hit(
@@ -113,7 +113,14 @@ class FanoutCommands(Provider):
                 )
 
 
-class ModelCommands(Provider):
+class FanoutCommands(_CommandList):
+    def _commands(self) -> Iterator[PaletteCommand]:
+        for command in palette_commands():
+            if self.app.check_action(command.action_name, ()) is True:
+                yield command
+
+
+class ModelCommands(_CommandList):
     """ "Set model to X" for each model the endpoint lists (or the price table names)."""
 
     async def startup(self) -> None:
@@ -127,21 +134,3 @@ class ModelCommands(Provider):
             yield PaletteCommand(
                 f"Set model to {model}", "the model of the next runs", f"set_model({model!r})"
             )
-
-    async def discover(self) -> Hits:
-        for command in self._commands():
-            yield DiscoveryHit(
-                command.name, partial(self.app.run_action, command.action), help=command.help
-            )
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for command in self._commands():
-            score = matcher.match(command.name)
-            if score > 0:
-                yield Hit(
-                    score,
-                    matcher.highlight(command.name),
-                    partial(self.app.run_action, command.action),
-                    help=command.help,
-                )
