@@ -55,7 +55,7 @@ def test_export_from_the_store_writes_the_runs_own_quality_columns(
     lines = [json.loads(x) for x in (tmp_path / "again-out.jsonl").read_text().splitlines()]
     assert all(line["expected"] == TRUTH[line["id"]] for line in lines)
     flags = [line["correct"] for line in lines]
-    assert True in flags and False in flags  # sim-fast: some rows wrong, and they say so
+    assert any(flags) and not all(flags)  # sim-fast: some rows right, some wrong, and they say so
 
 
 def test_a_users_schema_with_an_expected_object_round_trips(
