@@ -485,6 +485,36 @@ async def test_malformed_and_invalid_faults_make_instructor_fail_and_reask() -> 
         assert json.loads(arguments) == {"name": "John", "age": "twenty"}
 
 
+async def test_repeated_texts_get_the_same_answer_from_the_cache_untouched_by_faults() -> None:
+    """A bench sends the same rows again: the second answer comes from the cache (the
+    filler is not called again) and is the same; a corrupted answer in between (the
+    invalid fault builds a new value) leaves the cached one as it was."""
+    app = create_app(ServerConfig(latency=0, seed=7))
+    texts = ["My name is Zoe and I am 31 years old", "Ravi Shankar, age 47, joined in 2019"]
+
+    async def arguments(text: str, **extra: Any) -> Any:
+        status, _, body = await call(
+            app, "POST", "/v1/chat/completions", person_tools_body(text, **extra)
+        )
+        assert status == 200
+        tool = json.loads(body)["choices"][0]["message"]["tool_calls"][0]
+        return json.loads(tool["function"]["arguments"])
+
+    first = [await arguments(t) for t in texts]
+    assert len(app._answers) == 2
+    filled = app._answers.copy()
+    app._faults = [(1.0, "invalid")]  # every answer corrupted, as --invalid-rate 1
+    app._any_fault = True
+    corrupted = await arguments(texts[0])
+    assert corrupted != first[0] and isinstance(corrupted["age"], str)
+    app._any_fault = False
+    assert [await arguments(t) for t in texts] == first
+    assert app._answers == filled  # none changed in place ...
+    assert all(app._answers[key] is filled[key] for key in filled)  # ... nor filled again
+    other = await arguments(texts[0], model="sim-fast")  # another model is another answer
+    assert len(app._answers) == 3 and set(other) == set(first[0])
+
+
 def test_number_words() -> None:
     assert [number_words(n) for n in (0, 7, 20, 34, 90, 115)] == [
         "zero",

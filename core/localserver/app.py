@@ -65,6 +65,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 _SCHEMA_CACHE_LIMIT = 256
+_ANSWER_CACHE_LIMIT = 20_000
+"""Filled answers kept (~1 KB each): a bench or a resume sends the same rows again."""
 
 _JSON = (b"content-type", b"application/json")
 _OPEN_PATHS = frozenset({"/health", "/healthz"})
@@ -229,6 +231,9 @@ class SimulatorApp:
         self._ids = itertools.count(1)
         self._system_schemas: dict[str, tuple[dict[str, Any], str] | None] = {}
         self._schema_tokens: dict[str, int] = {}
+        self._answers: dict[tuple[str, str, str], tuple[Any, tuple[str, ...], str]] = {}
+        """(schema key, text, model) -> (value, guessed, JSON): the filler is a pure
+        function of those (and the seed), and its rules cost more than the rest of a request."""
         thresholds = []
         total = 0.0
         for name in ("error", "timeout", "malformed", "invalid"):
@@ -597,7 +602,7 @@ class SimulatorApp:
                     self._schema_tokens.clear()
                 tokens = self._schema_tokens[key] = estimate_tokens(key)
             prompt_tokens += tokens
-        guessed: list[str] = []
+        guessed: tuple[str, ...] = ()
         if schema is None:
             value: Any = None
             payload = _plain_answer(text, messages)
@@ -605,9 +610,7 @@ class SimulatorApp:
                 value = {"text": text}
                 payload = json.dumps(value, ensure_ascii=False)
         else:
-            value, guessed = compiled(schema, key).fill_marked(text)
-            value = adjust(model, value, schema, text, self.config.seed)  # named profiles
-            payload = json.dumps(value, ensure_ascii=False)
+            value, guessed, payload = self._filled(schema, key, text, model)
             if kind == "md_json":
                 payload = f"```json\n{payload}\n```"
         return _Plan(
@@ -620,8 +623,29 @@ class SimulatorApp:
             completion_tokens=estimate_tokens(payload),
             stream=stream,
             include_usage=include_usage,
-            guessed=tuple(guessed),
+            guessed=guessed,
         )
+
+    def _filled(
+        self, schema: dict[str, Any], key: str | None, text: str, model: str
+    ) -> tuple[Any, tuple[str, ...], str]:
+        """The schema filled from ``text`` as ``model`` answers: value, guessed fields, JSON.
+
+        Cached: the value is shared, so nothing may change it in place (``_corrupt``
+        builds a new one)."""
+        cache_key = (key, text, model) if key is not None else None
+        if cache_key is not None:
+            hit = self._answers.get(cache_key)
+            if hit is not None:
+                return hit
+        value, guessed = compiled(schema, key).fill_marked(text)
+        value = adjust(model, value, schema, text, self.config.seed)  # named profiles
+        answer = (value, tuple(guessed), json.dumps(value, ensure_ascii=False))
+        if cache_key is not None:
+            if len(self._answers) >= _ANSWER_CACHE_LIMIT:
+                del self._answers[next(iter(self._answers))]  # the oldest
+            self._answers[cache_key] = answer
+        return answer
 
     def _mode(
         self, request: dict[str, Any], messages: list[Any]
