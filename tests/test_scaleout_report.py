@@ -1,7 +1,7 @@
 """The scale-out benchmark's control line: the worker path's own CPU per row against the
 one-process engine's, and what two workers cost each other (pure report code, no runs)."""
 
-from benchmarks.scaleout import control_line
+from benchmarks.scaleout import control_line, paired_ratios
 
 
 def run(backend: str, workers: int, cpu: float) -> dict[str, object]:
@@ -32,3 +32,15 @@ def test_control_line_is_empty_without_the_control() -> None:
 def test_control_line_without_two_workers() -> None:
     line = control_line([run("workers", 1, 1.0), run("control", 1, 0.9)])
     assert "(-0.10" in line and "--workers 2" not in line
+
+
+def rate(workers: int, repeat: int, rows_per_s: float) -> dict[str, object]:
+    return {"backend": "workers", "workers": workers, "repeat": repeat, "rows_per_s": rows_per_s}
+
+
+def test_paired_ratios_divide_within_each_repetition() -> None:
+    # the machine slowed down in repetition 1: a ratio of medians would mix the two speeds
+    runs = [rate(1, 0, 1000), rate(2, 0, 1600), rate(1, 1, 500), rate(2, 1, 700), rate(3, 1, 9)]
+    runs.append(rate(2, 2, 1500))  # a repetition cut short before its --workers 1 run
+    assert paired_ratios(runs, 2) == [1.6, 1.4]
+    assert paired_ratios(runs, 3) == [9 / 500]
