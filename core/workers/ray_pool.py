@@ -39,6 +39,7 @@ from core.failures import Failure, redact
 from core.phases import WireGauge
 from core.ratelimit import ClientRateLimit
 from core.results import ErrorKind, Phases
+from core.workers import placement
 from core.workers.budget import RowBudget
 from core.workers.child import WorkerConfig, build_extractor
 from core.workers.outcome import Message, extract_row, settle
@@ -209,10 +210,12 @@ class RayPool:
             num_cpus=0,
             max_concurrency=ACTOR_CONCURRENCY,
             max_restarts=MAX_RESTARTS,
-            scheduling_strategy="SPREAD",
         )(ExtractActor)
-        for number in range(self.count):
-            handle = actor_cls.remote(self.config, self.coordinator, number)
+        places = await asyncio.to_thread(placement.strategies, self.count)
+        for number, place in enumerate(places):
+            handle = actor_cls.options(scheduling_strategy=place).remote(
+                self.config, self.coordinator, number
+            )
             self.actors.append(Actor(next(self._numbers), handle))
         self.coordinator.register.remote([a.handle for a in self.actors])
         try:
