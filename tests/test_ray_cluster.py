@@ -10,6 +10,7 @@ remote head node. The simulator listens on loopback, which both nodes share here
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,6 +38,9 @@ def two_nodes() -> Iterator[Cluster]:
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+        deadline = time.monotonic() + 60
+        while len(node_ids(ray.nodes())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)  # a node is alive before its CPUs are known (a loaded machine)
         yield cluster
     finally:
         ray.shutdown()
@@ -74,8 +78,8 @@ async def test_actors_spread_over_both_nodes_and_give_the_local_results(
     two_nodes: Cluster,
 ) -> None:
     texts = [f"My name is Node{chr(65 + i % 26)} and I am {18 + i} years old" for i in range(30)]
-    alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
-    assert len(alive) == 2
+    alive = set(node_ids(ray.nodes()))
+    assert len(alive) == 2  # both nodes up, with their CPUs known
     with LocalServer(ServerConfig(latency=0.01, jitter=0.0)) as server:
         local, _ = await rows_of(server, texts, None)
         remote, nodes = await rows_of(server, texts, two_nodes.address)
