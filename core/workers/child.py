@@ -6,7 +6,9 @@ builds the run's client and extractor (its own event loop, connection pool
 and instructor handling), answers ``READY``, then extracts each ``ROW`` it is
 sent and sends the result back. Limits stay the parent's: every attempt asks
 the parent's rate limiter for its turn (``ASK`` / ``GRANT``), and a 429's
-run-wide pause goes to the parent, which passes it on to the other workers.
+run-wide pause goes to the parent, which passes it on to the other workers;
+with ``--strategy adaptive`` every request and answer is relayed to the
+parent's one controller (``core.workers.relay``).
 The worker holds no state that outlives a row: killed, it loses only the rows
 it had, and the parent sends those again.
 """
