@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -197,3 +199,38 @@ async def test_the_dashboard_runs_adaptive_on_workers_and_draws_its_limit() -> N
         await pilot.press("c")
         await wait_for(pilot, lambda: not app.running, 30)
         assert app.query_one("#run", Button).disabled is False
+
+
+async def test_a_worker_killed_mid_run_leaves_the_controller_in_charge() -> None:
+    # The dead worker's rows go to the other one, their slots stay held by the rows until
+    # they end, and the controller goes on learning from the worker that is left.
+    n = 240
+    with LocalServer(ServerConfig(latency=0.05, jitter=0.0, rpm=3600, rate_window=1.0)) as server:
+        engine = Engine(choose_endpoint(server.base_url, "fanout-sim", env={}))
+        async with (
+            engine,
+            engine.run(
+                records_from_texts(texts(n)), Person, strategy="adaptive", concurrency=30, workers=2
+            ) as run,
+        ):
+            pool = pool_of(run)
+            victim = pool.pids[0]
+            third = asyncio.Event()
+            run.subscribe(lambda _: third.set() if run.finished >= n // 3 else None)
+            task = asyncio.create_task(run.execute())
+            await asyncio.wait_for(third.wait(), 60)
+            heard = run.limiter.responses if run.limiter is not None else 0
+            os.kill(victim, signal.SIGKILL)
+            stats = await asyncio.wait_for(task, timeout=90)
+        seen = health(server)["counts"]
+    limit = run.limiter
+    assert limit is not None
+    assert stats.ok == n and stats.failed == stats.cancelled == 0
+    assert len(pool.deaths) == 1 and "SIGKILL" in pool.deaths[0]
+    assert len({r.request_ids[-1] for r in run.rows}) == n  # no answer taken for two rows
+    assert n <= seen["completions"] <= n + run.retries
+    # It heard the rest of the run: every answer but the dead worker's last few.
+    answered = seen["completions"] + seen.get("rate_limited", 0)
+    assert heard < limit.responses <= answered
+    assert limit.responses >= answered - run.retries
+    assert limit.in_use == 0  # every slot given back, the dead worker's rows' too
