@@ -25,7 +25,7 @@ import math
 import operator
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast
 
 import httpx2 as httpx
 
@@ -102,7 +102,6 @@ _listeners: contextvars.ContextVar[tuple[Listener, ...]] = contextvars.ContextVa
 )
 
 
-@runtime_checkable
 class RelayedListener(Listener, Protocol):
     """A listener that can also follow a row's requests made in another process (a worker
     process, ``core.workers``): ``on_request`` when one was sent there, ``on_relayed_answer``
@@ -126,7 +125,8 @@ def relayed_listeners() -> tuple[RelayedListener, ...]:
     listeners = _listeners.get()
     if not listeners:
         return ()
-    return tuple(x for x in listeners if isinstance(x, RelayedListener))
+    # Not isinstance(x, RelayedListener): a runtime protocol check costs ~10 us a row.
+    return tuple(cast(RelayedListener, x) for x in listeners if hasattr(x, "on_relayed_answer"))
 
 
 async def request_hook(request: Any) -> None:
