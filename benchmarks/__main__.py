@@ -42,10 +42,11 @@ GOALS: dict[str, tuple[str, str]] = {
     "herd": ("benchmarks.herd", "the release after a pause: herd vs paced"),
     "realmodel": ("benchmarks.realmodel", "the real model (llama.cpp + Gemma 3 270M)"),
     "scale-out": ("benchmarks.scaleout", "scale-out: worker processes and Ray actors"),
+    "adaptive-workers": ("benchmarks.adaptiveworkers", "adaptive: one process vs --workers 2"),
 }
 ALL = ("p1", "p2", "p3", "p4", "p5", "article")
-"""What ``all`` runs (``profile``, ``ratelimits``, ``herd``, ``realmodel`` and ``scale-out`` are on
-demand)."""
+"""What ``all`` runs (``profile``, ``ratelimits``, ``herd``, ``realmodel``, ``scale-out`` and
+``adaptive-workers`` are on demand)."""
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

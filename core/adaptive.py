@@ -176,8 +176,12 @@ class AdaptiveLimit:
     # -- learning -----------------------------------------------------------------
 
     def observe(self, seq: int, status: int, latency: float, headers: Mapping[str, str]) -> None:
+        self.learn(seq, status, latency, LimitInfo.from_headers(headers))
+
+    def learn(self, seq: int, status: int, latency: float, info: LimitInfo) -> None:
+        """One answer to the ``seq``-th request sent: its status, what its rate-limit
+        headers said, and how long it took from sending to its headers."""
         self.responses += 1
-        info = LimitInfo.from_headers(headers)
         if status == 429:
             self.rate_limited += 1
             if seq > self._decreased_at_seq:
@@ -237,7 +241,8 @@ class AdaptiveLimit:
 
 
 class _Slot:
-    """Listens to one row's HTTP exchanges and reports them to the limit."""
+    """Listens to one row's HTTP exchanges and reports them to the limit: made here (the
+    HTTP client's hooks) or in a worker process (``core.workers``, which relays them)."""
 
     __slots__ = ("limit", "seq", "sent_at")
 
@@ -254,6 +259,11 @@ class _Slot:
     def on_response(self, status: int, headers: Mapping[str, str]) -> None:
         latency = self.limit._clock() - self.sent_at
         self.limit.observe(self.seq, status, latency, headers)
+
+    def on_relayed_answer(self, status: int, info: LimitInfo, latency: float) -> None:
+        """An answer a worker process got for this row: timed there, not here, so the
+        pipe's delay does not look like a server queueing."""
+        self.limit.learn(self.seq, status, latency, info)
 
     def on_connected(self) -> None:
         return None

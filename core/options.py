@@ -184,7 +184,7 @@ def add_strategy_options(
         default=1,
         metavar="N",
         help="make the requests from N worker processes (default 1: this process); "
-        "concurrency and --rpm/--tpm stay limits for the whole run",
+        "concurrency, --rpm/--tpm and adaptive's limit stay limits for the whole run",
     )
     group.add_argument(
         "--ray",

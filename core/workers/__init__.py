@@ -12,7 +12,8 @@ processes (``core.workers.ray_pool``, the only module that imports Ray).
 Modules: ``protocol`` (the pipe's frames), ``child`` (a worker process),
 ``pool`` (the parent's side), ``outcome`` (a row's result both ways),
 ``budget`` (``--budget`` kept by the parent), ``schemaref`` (the schema class
-by name), ``ray_pool`` (the Ray backend).
+by name), ``relay`` (what the adaptive strategy learns from, sent to the parent),
+``ray_pool`` (the Ray backend).
 """
 
 from __future__ import annotations
@@ -41,17 +42,16 @@ def check_workers(workers: int, strategy: str, ray: str | None = None) -> None:
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     if ray is not None:
+        if strategy == "adaptive":
+            raise ConfigError(
+                "--strategy adaptive is not available with --ray: it learns from each "
+                "answer's rate-limit headers, which Ray actors do not pass back yet; use "
+                "--workers N without --ray, or gather_semaphore / as_completed_semaphore"
+            )
         try:
             import ray as _ray  # noqa: F401
         except ImportError:
             raise ConfigError("--ray needs Ray installed: pip install 'fanout[ray]'") from None
-    elif workers == 1:
-        return
-    if strategy == "adaptive":
-        raise ConfigError(
-            "--strategy adaptive reads each answer's rate-limit headers in the process that "
-            "sent it; with --workers use gather_semaphore or as_completed_semaphore"
-        )
 
 
 @asynccontextmanager
@@ -80,7 +80,14 @@ async def run_on_workers(
     if model is not None:
         endpoint = dataclasses.replace(endpoint, model=model)
     check_workers(workers, strategy, ray)
-    config = worker_config(endpoint, options, schema, connections, engine.pass_budget)
+    config = worker_config(
+        endpoint,
+        options,
+        schema,
+        connections,
+        engine.pass_budget,
+        relay=strategy == "adaptive" and ray is None,
+    )
     budget = None
     estimator = None
     if options.budget_usd is not None and engine.price(model) is not None:
@@ -121,6 +128,10 @@ async def run_on_workers(
             wire=pool.wire,
         )
         run.pool = pool  # type: ignore[attr-defined]
+        if run.limiter is not None:  # as in one process: pause after a bare 429 as rows do
+            run.limiter.bare_429_delays = (
+                options.retry.bare_429_delays or run.limiter.bare_429_delays
+            )
         yield run
     finally:
         await pool.close()

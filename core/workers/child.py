@@ -6,7 +6,9 @@ builds the run's client and extractor (its own event loop, connection pool
 and instructor handling), answers ``READY``, then extracts each ``ROW`` it is
 sent and sends the result back. Limits stay the parent's: every attempt asks
 the parent's rate limiter for its turn (``ASK`` / ``GRANT``), and a 429's
-run-wide pause goes to the parent, which passes it on to the other workers.
+run-wide pause goes to the parent, which passes it on to the other workers;
+with ``--strategy adaptive`` every request and answer is relayed to the
+parent's one controller (``core.workers.relay``).
 The worker holds no state that outlives a row: killed, it loses only the rows
 it had, and the parent sends those again.
 """
@@ -29,8 +31,10 @@ from core.extract import Extractor, RateGate
 from core.failures import Failure
 from core.gctune import quiet_gc
 from core.ratelimit import ClientRateLimit
+from core.signals import listen
 from core.workers import protocol as p
 from core.workers.outcome import extract_row
+from core.workers.relay import Relay
 from core.workers.schemaref import SchemaRef, load_ref
 
 
@@ -44,6 +48,9 @@ class WorkerConfig:
     sys_path: tuple[str, ...] = ()
     cores: frozenset[int] | None = None
     """CPU cores the worker may use (the parent's, before a simulator was pinned)."""
+    relay: bool = False
+    """Tell the parent of every request and answer (``core.workers.relay``): the run's
+    adaptive strategy learns from them there."""
 
 
 class RemoteRateLimit(ClientRateLimit):
@@ -94,10 +101,18 @@ class SharedGate(RateGate):
 
 
 class Worker:
-    def __init__(self, extractor: Extractor, outbox: p.Outbox, limits: RemoteRateLimit | None):
+    def __init__(
+        self,
+        extractor: Extractor,
+        outbox: p.Outbox,
+        limits: RemoteRateLimit | None,
+        *,
+        relay: bool = False,
+    ) -> None:
         self.extractor = extractor
         self.outbox = outbox
         self.limits = limits
+        self.relay = relay
         self.tasks: dict[int, asyncio.Task[None]] = {}
 
     def handle(self, message: tuple[Any, ...]) -> None:
@@ -121,6 +136,8 @@ class Worker:
         def on_retry(attempt: int, delay: float, failure: Failure) -> None:
             self.outbox.put((p.RETRY, index, attempt, delay, failure))
 
+        if self.relay:  # this task's own context: its requests' hooks find the relay
+            listen(Relay(self.outbox, index))
         try:
             self.outbox.put(await extract_row(self.extractor, index, text, on_retry))
         except asyncio.CancelledError:
@@ -151,7 +168,7 @@ async def serve(in_fd: int, out_fd: int) -> None:
         await asyncio.sleep(0)
         transport.close()
         return
-    worker = Worker(extractor, outbox, limits)
+    worker = Worker(extractor, outbox, limits, relay=config.relay)
     outbox.put((p.READY, os.getpid()))
     try:
         with quiet_gc():

@@ -11,6 +11,8 @@ client. What that keeps global, by construction:
 - **rpm / tpm**: one limiter, the parent's; a worker asks it for every attempt
   (``ASK``) and sends only once granted; answers' real token counts correct it;
 - **the run-wide pause after a 429**: passed to every worker;
+- **the adaptive strategy's limit**: one controller, the parent's; every worker
+  relays each request and answer of its rows to it (``core.workers.relay``);
 - **one writer, one source of events**: results come back to the parent, which
   fills the Run's rows; the store, dashboard, exports, resume and cancel see a
   run like any other.
@@ -45,10 +47,12 @@ from core.failures import Failure, redact
 from core.phases import WireGauge
 from core.ratelimit import ClientRateLimit
 from core.results import ErrorKind, Phases
+from core.signals import RelayedListener, relayed_listeners
 from core.workers import protocol as p
 from core.workers.budget import RowBudget
 from core.workers.child import WorkerConfig
 from core.workers.outcome import settle
+from core.workers.relay import replay
 
 START_TIMEOUT = 60.0
 """Seconds a worker may take to import, build its client and say READY."""
@@ -70,6 +74,9 @@ class Job:
     cancelled: bool = False
     cost_usd: float = 0.0
     """What the row cost, as its worker said (all its attempts)."""
+    listeners: tuple[RelayedListener, ...] = ()
+    """Who in the row's task follows its requests (the adaptive slot): told what its
+    worker relays (``core.workers.relay``)."""
 
 
 @dataclass(eq=False)
@@ -253,6 +260,8 @@ class WorkerPool:
         reserved = self.budget.reserve(record) if self.budget is not None else 0.0
         future: asyncio.Future[Extraction] = asyncio.get_running_loop().create_future()
         job = Job(record, on_retry, phases, future)
+        if self.config.relay:
+            job.listeners = relayed_listeners()
         self._jobs[record.index] = job
         self.wire.sent()
         self._assign(job)
@@ -307,6 +316,8 @@ class WorkerPool:
             p.ASK: self._ask,
             p.CORRECT: self._correct,
             p.PAUSE: self._pause,
+            p.SENT: self._relayed,
+            p.ANSWER: self._relayed,
         }
         try:
             while (frame := await p.read_frame(stdout)) is not None:
@@ -348,6 +359,11 @@ class WorkerPool:
         job = self._job_of(worker, index)
         if job is not None and job.on_retry is not None:
             job.on_retry(attempt + job.lost, delay, failure)
+
+    def _relayed(self, worker: WorkerProcess, m: tuple[Any, ...]) -> None:
+        job = self._job_of(worker, m[1])
+        if job is not None and job.listeners:
+            replay(job.listeners, m)
 
     def _ask(self, worker: WorkerProcess, m: tuple[Any, ...]) -> None:
         _, ticket, estimate = m
@@ -422,6 +438,8 @@ def worker_config(
     schema: type[BaseModel],
     connections: int,
     pass_budget: float,
+    *,
+    relay: bool = False,
 ) -> WorkerConfig:
     from core.workers.schemaref import schema_ref
 
@@ -433,4 +451,5 @@ def worker_config(
         pass_budget=pass_budget,
         sys_path=tuple(sys.path),
         cores=all_cores(),
+        relay=relay,
     )

@@ -50,6 +50,12 @@ ASK = "ask"
 """``(ASK, ticket, estimated_tokens)``: may a request go (rpm / tpm)?"""
 CORRECT = "correct"
 """``(CORRECT, charged, actual)``: what an answer really cost in tokens."""
+SENT = "sent"
+"""``(SENT, index)``: a request for this row went out (``--strategy adaptive`` only)."""
+ANSWER = "answer"
+"""``(ANSWER, index, status, latency, limits)``: that request's answer came in after
+``latency`` seconds; ``limits`` is what its rate-limit headers said
+(``core.signals.LimitInfo.values()``, None when nothing) (``--strategy adaptive`` only)."""
 
 
 def encode(messages: list[tuple[Any, ...]]) -> bytes:
