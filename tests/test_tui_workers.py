@@ -33,16 +33,20 @@ from tui.widgets.runs_table import RunsTable
 
 
 def make_app(
-    strategy: str = "gather_semaphore", latency: float = 0.2
+    strategy: str = "gather_semaphore",
+    latency: float = 0.2,
+    dataset: str = "people.csv",
+    **scale: Any,
 ) -> tuple[FanoutApp, list[str]]:
-    """The dashboard on people.csv and the local simulator, and the messages it shows."""
+    """The dashboard on a bundled dataset and the local simulator, and the messages it shows."""
     settings = DashboardSettings(
-        dataset=bundled_datasets_dir() / "people.csv",
+        dataset=bundled_datasets_dir() / dataset,
         strategy=strategy,
         concurrency=2,
         endpoint=choose_endpoint(local=True),
         server=ServerConfig(latency=latency, jitter=0.0),
         store=None,
+        **scale,
     )
     app = FanoutApp(settings, load_dataset(settings.dataset), Person)
     said: list[str] = []
@@ -101,14 +105,37 @@ async def test_workers_2_from_the_palette_runs_on_two_processes_and_the_header_s
         await wait_for(pilot, lambda: not any(alive(pid) for pid in pids), 10)
 
 
+async def test_ray_actors_from_the_palette_run_on_a_local_ray_instance() -> None:
+    from core.workers.ray_pool import RayPool  # Ray is in the test extras
+
+    app, said = make_app()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await palette(pilot, "Ray actors: 2 on a local instance")
+        await wait_for(pilot, lambda: app.settings.scale == ScaleOut(2, "local"), 60)
+        assert "ray 2 @ local" in header(app)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.feed is not None and app.feed.run.ok >= 1, 120)
+        assert app.feed is not None
+        pool = getattr(app.feed.run, "pool", None)
+        assert isinstance(pool, RayPool) and len(pool.actors) == 2
+        pids = [actor.pid for actor in pool.actors]
+        assert os.getpid() not in pids and all(alive(pid) for pid in pids)
+        await wait_for(pilot, lambda: not app.running, 120)
+        stats = app.query_one(RunsTable).history[0][1]
+        assert (stats.ok, stats.failed) == (len(app.dataset), 0)
+        assert "ray 2 @ local" in header(app)
+        assert "starting 2 Ray actor(s) on a local Ray instance…" in said
+
+
 async def test_a_change_during_a_run_waits_for_the_next_run() -> None:
-    app, said = make_app(strategy="sequential", latency=1.0)  # 7 s: ample for the palette
+    # a for loop over 1,000 rows at 0.5 s: it is still going when the palette has acted
+    app, said = make_app(strategy="sequential", latency=0.5, dataset="people_1000.csv")
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.press("r")
         await wait_for(pilot, lambda: app.feed is not None and app.feed.run.ok >= 1, 30)
         await palette(pilot, "Workers: 2")
         await wait_for(pilot, lambda: app.settings.workers == 2)
-        assert app.running, "the run ended before the change: make it longer"
+        assert app.running
         message = next(m for m in said if m.startswith("from the next run"))
         assert "the run in flight keeps the dashboard's own process" in message
         assert app.feed is not None and getattr(app.feed.run, "pool", None) is None
@@ -164,10 +191,26 @@ def test_the_palette_offers_one_more_worker_than_usable_cores_and_ray_if_install
     ]
     marked = [c.name for c in scale_out_commands(2, True, ScaleOut(2)) if "now" in c.help]
     assert marked == ["Workers: 2"]
-    assert [c.name for c in scale_out_commands(1, False, ScaleOut())] == [
+    cluster = ScaleOut(4, "ray://head:10001")  # from the command line: offered again
+    (last,) = list(scale_out_commands(1, True, ScaleOut(), cluster))[-1:]
+    assert last.name == "Ray actors: 4 on ray://head:10001"
+    assert last.action == "set_workers(4, 'ray://head:10001')"
+    assert [c.name for c in scale_out_commands(1, False, ScaleOut(), cluster)] == [
         "Workers: 1",
         "Workers: 2",
     ]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36), (160, 48)])
+async def test_the_command_lines_ray_cluster_is_in_the_header_at_every_size(
+    size: tuple[int, int],
+) -> None:
+    app, _ = make_app(latency=0.0, workers=4, ray="head-node:6379")
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause(0.3)
+        text = header(app)
+        assert "ray 4 @ head-node:6379" in text and "Person" in text and "mode tools" in text
+        assert "people.csv" in text  # at 80 columns too: minor pieces go first, nothing is cut
 
 
 INFO = HeaderInfo(

@@ -216,6 +216,9 @@ class FanoutApp(QualityMixin, App[int]):
         self.via = "online"
         """How the next runs are sent: ``online``, or ``batch`` (the Batch API; key b)."""
         self.batch_settings = BatchSettings(poll_min=1.0, poll_max=30.0)
+        self.started_with = settings.scale
+        """Where the command line said to make the requests (a Ray cluster's address is
+        typed there only, so the palette offers it again)."""
         self.in_flight: ScaleOut | None = None
         """Where the run in flight makes its requests (the header says so during it; the
         palette may have chosen otherwise for the next runs)."""

@@ -151,10 +151,17 @@ def ray_installed() -> bool:
     return importlib.util.find_spec("ray") is not None
 
 
-def scale_out_commands(cores: int, ray: bool, now: ScaleOut) -> Iterator[PaletteCommand]:
+def scale_out_commands(
+    cores: int, ray: bool, now: ScaleOut, cluster: ScaleOut | None = None
+) -> Iterator[PaletteCommand]:
     """ "Workers: N" for 1 to one more than the usable cores (the simulator, if local, and
     the dashboard take a share of them too), and "Ray actors: N" on a local instance when
-    Ray is installed. A remote Ray cluster's address is the command line's (``--ray``)."""
+    Ray is installed. A Ray cluster's address is typed on the command line (``--ray``);
+    ``cluster``, the one it gave, is offered again as it was given."""
+
+    def help_for(choice: ScaleOut, what: str) -> str:
+        return f"{'now · ' if choice == now else ''}{what}"
+
     for workers in range(1, cores + 2):
         choice = ScaleOut(workers)
         what = (
@@ -164,7 +171,7 @@ def scale_out_commands(cores: int, ray: bool, now: ScaleOut) -> Iterator[Palette
         )
         yield PaletteCommand(
             f"Workers: {workers}",
-            f"{'now · ' if choice == now else ''}{what}, from the next run",
+            help_for(choice, f"{what}, from the next run"),
             f"set_workers({workers})",
         )
     if not ray:
@@ -173,9 +180,14 @@ def scale_out_commands(cores: int, ray: bool, now: ScaleOut) -> Iterator[Palette
         choice = ScaleOut(workers, "local")
         yield PaletteCommand(
             f"Ray actors: {workers} on a local instance",
-            f"{'now · ' if choice == now else ''}from the next run; "
-            "a cluster: fanout --ray ADDRESS",
+            help_for(choice, "from the next run; a cluster: fanout --ray ADDRESS"),
             f"set_workers({workers}, 'local')",
+        )
+    if cluster is not None and cluster.ray not in (None, "local"):
+        yield PaletteCommand(
+            f"Ray actors: {cluster.workers} on {cluster.ray}",
+            help_for(cluster, "the command line's cluster, from the next run"),
+            f"set_workers({cluster.workers}, {cluster.ray!r})",
         )
 
 
@@ -191,4 +203,5 @@ class ScaleOutCommands(_CommandList):
             return
         settings = getattr(self.app, "settings", None)
         now = settings.scale if settings is not None else ScaleOut()
-        yield from scale_out_commands(self.cores, self.ray, now)
+        cluster = getattr(self.app, "started_with", None)
+        yield from scale_out_commands(self.cores, self.ray, now, cluster)
