@@ -45,7 +45,8 @@ from core.runner import Run
 from core.stats import compute_stats
 from core.store import RunInfo, Store
 from core.strategies import ARTICLE_STRATEGIES, LABELS, STRATEGIES, USES_CONCURRENCY
-from tui.commands import FanoutCommands, ModelCommands
+from core.workers import check_workers
+from tui.commands import FanoutCommands, ModelCommands, ScaleOutCommands
 from tui.layout import (
     HORIZONTAL_BREAKPOINTS,
     VERTICAL_BREAKPOINTS,
@@ -62,7 +63,7 @@ from tui.screens.history import HistoryChoice, HistoryScreen
 from tui.screens.limits import Limits, LimitsScreen
 from tui.screens.open_dataset import OpenChoice, OpenDatasetScreen
 from tui.screens.quit import QuitScreen
-from tui.settings import DashboardSettings, settings_from_args
+from tui.settings import DashboardSettings, ScaleOut, settings_from_args
 from tui.visible import visible
 from tui.widgets.batch_panel import BatchPanel
 from tui.widgets.chart import ChartLegend, InFlightChart, Series
@@ -153,7 +154,7 @@ class FanoutApp(QualityMixin, App[int]):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
-    COMMANDS = App.COMMANDS | {FanoutCommands, ModelCommands}
+    COMMANDS = App.COMMANDS | {FanoutCommands, ModelCommands, ScaleOutCommands}
     HORIZONTAL_BREAKPOINTS = HORIZONTAL_BREAKPOINTS
     VERTICAL_BREAKPOINTS = VERTICAL_BREAKPOINTS
     IDLE_ONLY = frozenset(
@@ -215,6 +216,12 @@ class FanoutApp(QualityMixin, App[int]):
         self.via = "online"
         """How the next runs are sent: ``online``, or ``batch`` (the Batch API; key b)."""
         self.batch_settings = BatchSettings(poll_min=1.0, poll_max=30.0)
+        self.started_with = settings.scale
+        """Where the command line said to make the requests (a Ray cluster's address is
+        typed there only, so the palette offers it again)."""
+        self.in_flight: ScaleOut | None = None
+        """Where the run in flight makes its requests (the header says so during it; the
+        palette may have chosen otherwise for the next runs)."""
 
     def notify(
         self,
@@ -355,6 +362,9 @@ class FanoutApp(QualityMixin, App[int]):
         self.query_one(SemaphoreControl).disabled = running
         # On the table, not the app: a class on the app restyles every widget (~35 ms).
         self.query_one(ResultsTable).set_class(running, "running")
+        if not running and self.in_flight is not None:
+            self.in_flight = None  # the header says the next runs' workers again
+            self._show_header()
 
     def _describe(self, dataset: str, rows: int, schema: type[BaseModel]) -> None:
         """Say in the header which data and schema are on screen (a past run's, say)."""
@@ -370,6 +380,7 @@ class FanoutApp(QualityMixin, App[int]):
         except RuntimeError:
             label = "starting local simulator…" if choice.kind == "local" else "connecting…"
             simulated = choice.kind == "local"
+        scale = self.in_flight or self.settings.scale
         self.query_one(DatasetBar).show(
             dataset=visible(dataset),
             rows=rows,
@@ -378,6 +389,8 @@ class FanoutApp(QualityMixin, App[int]):
             model=self.chosen_model(),
             schema=schema,
             mode=self.chosen_mode(),
+            workers=scale.workers,
+            ray=visible(scale.ray) if scale.ray is not None else None,
         )
 
     def show_header_now(self) -> None:
@@ -435,6 +448,28 @@ class FanoutApp(QualityMixin, App[int]):
             self.notify("batch runs: rows a batch failed are finished online", timeout=4)
         else:
             self.notify("batch runs: rows a batch failed end failed, with the reason", timeout=4)
+
+    async def action_set_workers(self, workers: int, ray: str | None = None) -> None:
+        """Where the next runs make their requests (the palette's "Workers: N", "Ray
+        actors: N"); a choice ``check_workers`` refuses with the selected strategy is said
+        once and the setting stays. Checked in a thread: with Ray it imports Ray (seconds)."""
+        choice = ScaleOut(workers, ray)
+        try:
+            await asyncio.to_thread(check_workers, workers, self.strategy, ray)
+        except FanoutError as exc:
+            self.notify(
+                f"{exc} (still {self.settings.scale.describe()})",
+                title="workers unchanged",
+                severity="error",
+                timeout=12,
+            )
+            return
+        self.settings = replace(self.settings, workers=workers, ray=ray)
+        self._show_header()
+        message = f"from the next run: {choice.describe()}"
+        if self.running and self.in_flight is not None and self.in_flight != choice:
+            message += f"; the run in flight keeps {self.in_flight.describe()}"
+        self.notify(message, title="workers", timeout=6)
 
     def action_semaphore(self, direction: int) -> None:
         self.query_one(SemaphoreControl).step(direction)
@@ -758,6 +793,7 @@ class FanoutApp(QualityMixin, App[int]):
             self.notify(f"cannot run: {exc}", severity="error", timeout=15)
             self.running = False
             return
+        scale = self.settings.scale  # the plan's: a change in the palette waits for the next
         try:
             for strategy, concurrency, *params in plan:
                 if self._stop_plan:
@@ -774,6 +810,7 @@ class FanoutApp(QualityMixin, App[int]):
                         concurrency,
                         model=model or self.chosen_model(),
                         mode=mode or self.chosen_mode(),
+                        scale=scale,
                     )
                 except FanoutError as exc:  # the run could not start (workers, Ray ...)
                     self.notify(f"cannot run: {exc}", severity="error", timeout=15)
@@ -819,6 +856,7 @@ class FanoutApp(QualityMixin, App[int]):
                 gold=gold,
                 stored=stored,
                 before=info.stats,
+                scale=self.settings.scale,
             )
             merged = merge_rows(stored, run)
             self.shown = Shown(merged, schema, info.strategy, info.dataset_name, info.id, gold=gold)
@@ -842,12 +880,17 @@ class FanoutApp(QualityMixin, App[int]):
         gold: Gold | None = None,
         stored: Sequence[Row] = (),
         before: Mapping[str, Any] | None = None,
+        scale: ScaleOut | None = None,
     ) -> Run:
         """One run; a resume (``resume``: its id) is scored against its stored ``gold``,
-        its ``stored`` rows counted first."""
+        its ``stored`` rows counted first. ``scale``: where its requests are made (by
+        default the settings'; the Batch API makes them itself)."""
         schema = schema or self.schema
         batch = (via or self.via) == "batch"
         strategy = "batch" if batch else strategy
+        scale = ScaleOut() if batch else scale or self.settings.scale
+        self.in_flight = scale  # until the plan ends (watch_running)
+        self._show_header()
         tally = self.new_tally(schema) if resume is None else self.past_tally(gold, stored)
         dataset_name = dataset_name or self.dataset.name
         table = self.query_one(ResultsTable)
@@ -862,9 +905,11 @@ class FanoutApp(QualityMixin, App[int]):
         panel = self.query_one(BatchPanel)
         panel.hide()
         overrides = self.run_overrides(model, mode)
-        if self.settings.scale_out() and strategy != "batch":  # seconds of start-up first
-            self.notify(self.settings.scale_out_label(), timeout=4)
-        async with self._open_run(engine, records, schema, strategy, concurrency, overrides) as run:
+        if not scale.here:  # seconds of start-up first
+            self.notify(scale.starting_label(), timeout=4)
+        async with self._open_run(
+            engine, records, schema, strategy, concurrency, overrides, scale
+        ) as run:
             feed = RunFeed(run, limit)
             self.feed = feed
             self.shown = Shown(
@@ -943,6 +988,7 @@ class FanoutApp(QualityMixin, App[int]):
         strategy: str,
         concurrency: int,
         overrides: dict[str, str],
+        scale: ScaleOut,
     ) -> AbstractAsyncContextManager[Run]:
         if strategy != "batch":
             return engine.run(
@@ -952,7 +998,7 @@ class FanoutApp(QualityMixin, App[int]):
                 concurrency=concurrency,
                 max_error_rate=self.settings.max_error_rate,
                 **overrides,
-                **self.settings.scale_out(),
+                **scale.run_kwargs(),
             )
         if not isinstance(engine, Engine):
             raise FanoutError("the Batch API needs fanout's own engine")

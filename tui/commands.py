@@ -7,6 +7,8 @@ left out, just as the footer shows its key disabled.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -14,7 +16,9 @@ from functools import partial
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from core.client import MODES
+from core.cores import all_cores
 from core.strategies import ARTICLE_STRATEGIES, LABELS, STRATEGIES
+from tui.settings import ScaleOut
 from tui.widgets.controls import ladder
 
 SEMAPHORE_SIZES = (1, 2, 3, 4, 5, *ladder()[:10])
@@ -134,3 +138,70 @@ class ModelCommands(_CommandList):
             yield PaletteCommand(
                 f"Set model to {model}", "the model of the next runs", f"set_model({model!r})"
             )
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, where the system tells it)."""
+    cores = all_cores()
+    return len(cores) if cores else os.cpu_count() or 1
+
+
+def ray_installed() -> bool:
+    """Without importing it (Ray takes seconds to import)."""
+    return importlib.util.find_spec("ray") is not None
+
+
+def scale_out_commands(
+    cores: int, ray: bool, now: ScaleOut, cluster: ScaleOut | None = None
+) -> Iterator[PaletteCommand]:
+    """ "Workers: N" for 1 to one more than the usable cores (the simulator, if local, and
+    the dashboard take a share of them too), and "Ray actors: N" on a local instance when
+    Ray is installed. A Ray cluster's address is typed on the command line (``--ray``);
+    ``cluster``, the one it gave, is offered again as it was given."""
+
+    def help_for(choice: ScaleOut, what: str) -> str:
+        return f"{'now · ' if choice == now else ''}{what}"
+
+    for workers in range(1, cores + 2):
+        choice = ScaleOut(workers)
+        what = (
+            "requests made by the dashboard's own process"
+            if choice.here
+            else "worker processes make the requests"
+        )
+        yield PaletteCommand(
+            f"Workers: {workers}",
+            help_for(choice, f"{what}, from the next run"),
+            f"set_workers({workers})",
+        )
+    if not ray:
+        return
+    for workers in range(1, cores + 2):
+        choice = ScaleOut(workers, "local")
+        yield PaletteCommand(
+            f"Ray actors: {workers} on a local instance",
+            help_for(choice, "from the next run; a cluster: fanout --ray ADDRESS"),
+            f"set_workers({workers}, 'local')",
+        )
+    if cluster is not None and cluster.ray not in (None, "local"):
+        yield PaletteCommand(
+            f"Ray actors: {cluster.workers} on {cluster.ray}",
+            help_for(cluster, "the command line's cluster, from the next run"),
+            f"set_workers({cluster.workers}, {cluster.ray!r})",
+        )
+
+
+class ScaleOutCommands(_CommandList):
+    """Where the next runs make their requests: worker processes or local Ray actors."""
+
+    async def startup(self) -> None:
+        self.cores = usable_cores()
+        self.ray = ray_installed()
+
+    def _commands(self) -> Iterator[PaletteCommand]:
+        if self.app.check_action("set_workers", ()) is not True:
+            return
+        settings = getattr(self.app, "settings", None)
+        now = settings.scale if settings is not None else ScaleOut()
+        cluster = getattr(self.app, "started_with", None)
+        yield from scale_out_commands(self.cores, self.ray, now, cluster)

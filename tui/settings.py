@@ -41,17 +41,49 @@ class DashboardSettings:
     ray: str | None = None
     """``--ray``: the Ray cluster's address ("local": a local instance), or None."""
 
-    def scale_out(self) -> dict[str, Any]:
+    @property
+    def scale(self) -> ScaleOut:
+        return ScaleOut(self.workers, self.ray)
+
+
+@dataclass(frozen=True)
+class ScaleOut:
+    """Where a run's requests are made: this process, N worker processes, or N Ray actors.
+
+    The dashboard keeps the one chosen for the next runs (``DashboardSettings``) apart
+    from the one of the run in flight: the palette can change the first during a run."""
+
+    workers: int = 1
+    ray: str | None = None
+    """The Ray cluster's address ("local": a local instance), or None."""
+
+    @property
+    def here(self) -> bool:
+        """The dashboard's own process makes the requests."""
+        return self.workers == 1 and self.ray is None
+
+    def run_kwargs(self) -> dict[str, Any]:
         """``Engine.run``'s ``workers`` / ``ray``, when set (nothing for one process)."""
-        if self.workers == 1 and self.ray is None:
+        if self.here:
             return {}
         return {"workers": self.workers, "ray": self.ray}
 
-    def scale_out_label(self) -> str:
+    def starting_label(self) -> str:
         if self.ray is not None:
-            where = "a local Ray instance" if self.ray == "local" else self.ray
-            return f"starting {self.workers} Ray actor(s) on {where}…"
+            return f"starting {self.workers} Ray actor(s) on {self.where()}…"
         return f"starting {self.workers} worker processes…"
+
+    def where(self) -> str:
+        return "a local Ray instance" if self.ray == "local" else str(self.ray)
+
+    def describe(self) -> str:
+        """For a message: "2 worker processes", "4 Ray actors on a local Ray instance"."""
+        if self.ray is not None:
+            actors = "Ray actor" if self.workers == 1 else "Ray actors"
+            return f"{self.workers} {actors} on {self.where()}"
+        if self.workers == 1:
+            return "the dashboard's own process"
+        return f"{self.workers} worker processes"
 
 
 def settings_from_args(args: argparse.Namespace, dataset: Path) -> DashboardSettings:

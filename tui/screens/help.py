@@ -33,6 +33,13 @@ handed the result to your code. With gather every ◆ sits at the end.
 While a run goes its time axis grows in steps (1, 1.2, 1.5, 2 … s), so the
 bars shrink now and then; when the run ends the axis fits it exactly.
 
+**Where the requests are made**: by the dashboard's own process, unless the
+palette (ctrl+p) says otherwise for the next runs: "Workers: N" (N worker
+processes on this machine, up to one more than its cores) or "Ray actors: N
+on a local instance" (with Ray installed; a cluster's address is given on the
+command line, `--ray ADDRESS`). The header then says `workers N` or
+`ray N @ where`; a run in flight keeps its own.
+
 The built-in local endpoint is a **simulator**: it fills the schema from the
 text with simple rules and sleeps a configurable latency. It is not a
 language model.
