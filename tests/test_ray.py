@@ -289,6 +289,8 @@ async def test_an_actor_killed_mid_run_loses_no_row(cluster: str) -> None:
             assert isinstance(pool, RayPool)
             victim = pool.pids[0]
             third = asyncio.Event()
+            events: list[Event] = []
+            run.subscribe(events.append)
             run.subscribe(lambda _: third.set() if run.finished >= n // 3 else None)
             task = asyncio.create_task(run.execute())
             await asyncio.wait_for(third.wait(), 60)
@@ -299,6 +301,14 @@ async def test_an_actor_killed_mid_run_loses_no_row(cluster: str) -> None:
     assert stats.ok == n and stats.failed == stats.cancelled == 0
     assert deaths and all("actor 1" in d for d in deaths)
     assert run.retries >= 1
+    # Each row the dead actor held: one retry, told before the row ends, one attempt more.
+    moved = {e.index for e in events if isinstance(e, RowRetrying) and "another" in e.reason}
+    assert moved and len(moved) <= 16
+    ended = {e.index: n for n, e in enumerate(events) if isinstance(e, RowFinished)}
+    for number, event in enumerate(events):
+        if isinstance(event, RowRetrying) and event.index in moved:
+            assert number < ended[event.index]
+    assert all(run.rows[i].attempts >= 2 for i in moved)
     answered = [r.request_ids[-1] for r in run.rows]
     assert len(set(answered)) == n
     assert n <= seen["completions"] <= n + run.retries
