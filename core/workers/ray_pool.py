@@ -64,6 +64,8 @@ ACTOR_CONCURRENCY = 10_000
 MAX_RESTARTS = 0
 """A dead actor stays dead: its rows go to the others (restarting one with its
 constructor arguments in the object store is fragile, see ray-project/ray#53727)."""
+CLOSE_WAIT = 2.0
+"""Seconds ``close`` waits for the answers of calls still out (their actors were killed)."""
 
 
 class Coordinator:
@@ -279,6 +281,8 @@ class RayPool:
         self.items = 0
         """Items the actors' streams brought back (each a pass's messages)."""
         self._jobs: dict[int, Job] = {}
+        self._calls: set[asyncio.Future[None]] = set()
+        """Submit and cancel calls not answered yet (each answer comes from Ray's thread)."""
         self._closing = False
         self._started_ray = False
         self._numbers = itertools.count(1)
@@ -348,6 +352,8 @@ class RayPool:
         if self.coordinator is not None:
             with contextlib.suppress(Exception):
                 ray.kill(self.coordinator)
+        if self._calls:  # their actors are gone: answered at once, while the loop still runs
+            await asyncio.wait(list(self._calls), timeout=CLOSE_WAIT)
         for job in list(self._jobs.values()):
             if not job.future.done():
                 job.future.set_exception(self._all_gone(job))
@@ -432,10 +438,12 @@ class RayPool:
         self.calls += len(calls)
         for ref in calls:
             done = asyncio.wrap_future(ref.future())
+            self._calls.add(done)
             done.add_done_callback(lambda done: self._called(actor, done))
 
     def _called(self, actor: Actor, done: asyncio.Future[None]) -> None:
         """A submit or cancel call ended: one that failed means its actor is gone."""
+        self._calls.discard(done)
         if done.cancelled():
             return
         error = done.exception()
