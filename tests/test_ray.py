@@ -28,6 +28,7 @@ from core.cli import main
 from core.client import choose_endpoint
 from core.dataset import records_from_texts
 from core.engine import ClientOptions, Engine
+from core.events import Event, RowFinished, RowRetrying
 from core.extract import RetryPolicy
 from core.localserver import LocalServer, ServerConfig
 from core.models import Person
@@ -115,6 +116,79 @@ async def test_ray_actors_give_the_results_of_a_local_run_and_honour_retry_after
     assert after["completions"] - before["completions"] == 40  # each row answered once
     # retry-after honoured: 40 rows at 8 a second cannot finish in much under 4 s
     assert remote.elapsed >= 3.5
+
+
+async def test_retries_reach_the_driver_as_they_happen_not_when_the_row_ends(
+    cluster: str,
+) -> None:
+    # Every answer takes 0.3 s and about a third are 500/503s: a row that fails once
+    # is told of it at ~0.3 s and ends at ~0.65 s (a short backoff, then a good answer).
+    latency = 0.3
+    config = ServerConfig(latency=latency, jitter=0.0, error_rate=0.35, seed=11)
+    quick = ClientOptions(retry=RetryPolicy(max_retries=8, base_delay=0.02, max_delay=0.05))
+    with LocalServer(config) as server:
+        local = await run_rows(server, 40, ray_address=None, workers=1, options=quick)
+    with LocalServer(config) as server:
+        events: list[Event] = []
+        engine = Engine(choose_endpoint(server.base_url, "fanout-sim", env={}), options=quick)
+        async with (
+            engine,
+            engine.run(
+                records_from_texts(texts(40)),
+                Person,
+                strategy="as_completed_semaphore",
+                concurrency=16,
+                workers=2,
+                ray="local",
+            ) as run,
+        ):
+            run.subscribe(events.append)
+            await run.execute()
+        errors = health(server)["counts"]["error"]
+    assert [r.status for r in run.rows] == [Status.OK] * 40
+    assert [r.data for r in run.rows] == [r.data for r in local.rows]
+    assert errors > 0 and run.retries == errors  # each 500/503 seen as one retry
+    retried_at: dict[int, float] = {}
+    finished_at: dict[int, float] = {}
+    for event in events:
+        if isinstance(event, RowRetrying):
+            assert event.index not in finished_at  # never replayed after the row ended
+            retried_at[event.index] = event.at  # the last retry of the row
+        elif isinstance(event, RowFinished):
+            finished_at[event.index] = event.at
+    assert retried_at
+    # The retry arrived while the row's next attempt (>= 0.3 s) was still to be answered;
+    # replayed with the result, it would arrive in the same instant as the row's end.
+    leads = [finished_at[i] - retried_at[i] for i in retried_at]
+    assert min(leads) >= latency / 2, sorted(leads)[:5]
+    assert {run.rows[i].attempts for i in retried_at} != {1}
+
+
+async def test_rows_started_together_go_to_each_actor_in_one_call(cluster: str) -> None:
+    # All 60 rows start in the first pass of the driver's loop (k = 60): one submit per
+    # actor carries them all, where one call a row would make 60.
+    with LocalServer(ServerConfig(latency=0.0, jitter=0.0)) as server:
+        local = await run_rows(server, 60, ray_address=None, workers=1)
+        engine = Engine(choose_endpoint(server.base_url, "fanout-sim", env={}))
+        async with (
+            engine,
+            engine.run(
+                records_from_texts(texts(60)),
+                Person,
+                strategy="as_completed_semaphore",
+                concurrency=60,
+                workers=2,
+                ray="local",
+            ) as run,
+        ):
+            pool = getattr(run, "pool", None)
+            assert isinstance(pool, RayPool)
+            await run.execute()
+            calls, items = pool.calls, pool.items
+    assert [r.status for r in run.rows] == [Status.OK] * 60
+    assert [r.data for r in run.rows] == [r.data for r in local.rows]
+    assert calls == 2
+    assert 2 <= items <= 60  # results come back as they complete, several to an item
 
 
 async def test_rpm_is_one_limit_for_all_actors(cluster: str) -> None:
@@ -215,6 +289,8 @@ async def test_an_actor_killed_mid_run_loses_no_row(cluster: str) -> None:
             assert isinstance(pool, RayPool)
             victim = pool.pids[0]
             third = asyncio.Event()
+            events: list[Event] = []
+            run.subscribe(events.append)
             run.subscribe(lambda _: third.set() if run.finished >= n // 3 else None)
             task = asyncio.create_task(run.execute())
             await asyncio.wait_for(third.wait(), 60)
@@ -225,6 +301,14 @@ async def test_an_actor_killed_mid_run_loses_no_row(cluster: str) -> None:
     assert stats.ok == n and stats.failed == stats.cancelled == 0
     assert deaths and all("actor 1" in d for d in deaths)
     assert run.retries >= 1
+    # Each row the dead actor held: one retry, told before the row ends, one attempt more.
+    moved = {e.index for e in events if isinstance(e, RowRetrying) and "another" in e.reason}
+    assert moved and len(moved) <= 16
+    ended = {e.index: n for n, e in enumerate(events) if isinstance(e, RowFinished)}
+    for number, event in enumerate(events):
+        if isinstance(event, RowRetrying) and event.index in moved:
+            assert number < ended[event.index]
+    assert all(run.rows[i].attempts >= 2 for i in moved)
     answered = [r.request_ids[-1] for r in run.rows]
     assert len(set(answered)) == n
     assert n <= seen["completions"] <= n + run.retries

@@ -1,19 +1,31 @@
 """``--ray [ADDRESS]``: a run's requests made by Ray actors, on a cluster or a local one.
 
 The same split as ``--workers`` (``core.workers.pool``): the driver keeps the
-Run (strategy, events, store, dashboard) and its concurrency; each row is one
-call to an extraction actor (``ExtractActor``: its own event loop, client and
-instructor handling), the call's result streamed back as it completes. One
-``Coordinator`` actor keeps what must be global across actors and nodes: the
-rpm / tpm limiter (with ``--rpm`` / ``--tpm``, every attempt of every actor
+Run (strategy, events, store, dashboard) and its concurrency; the extraction
+actors (``ExtractActor``: each its own event loop, client and instructor
+handling) make the requests. Both directions are batched per pass of an event
+loop, not per row, because a Ray call costs the driver about a millisecond:
+
+- **rows out**: a row goes to an actor only once the run's strategy let it
+  start; the rows started in one pass of the driver's loop go to each actor as
+  one ``submit`` call (a micro-batch);
+- **what happens back**: each actor has one long-lived streaming generator
+  (``events``, opened when it starts) that yields, per pass of the actor's
+  loop, every message gathered meanwhile: each retry as it happens (the
+  dashboard's ``RowRetrying`` events and retry count are live) and each row's
+  result as it completes.
+
+One ``Coordinator`` actor keeps what must be global across actors and nodes:
+the rpm / tpm limiter (with ``--rpm`` / ``--tpm``, every attempt of every actor
 asks it for its turn) and the run-wide pause after a 429 (an actor told
 ``retry-after`` tells the coordinator, which tells the other actors and holds
 the turns it grants until the pause is over; the row itself waits as long as
 it was told).
 
-An actor that dies loses no row: its rows go to another actor, counted as a
-retry. Killing the driver ends the run's actors with it (they are not
-detached); the rows already stored stay, and ``fanout resume`` sends the rest.
+An actor that dies loses no row: its stream (or a call to it) fails, and the
+rows it held go to another actor, each counted as a retry. Killing the driver
+ends the run's actors with it (they are not detached); the rows already stored
+stay, and ``fanout resume`` sends the rest.
 
 Ray is an optional extra (``pip install 'fanout[ray]'``); this module is the
 only one that imports it.
@@ -23,9 +35,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import os
 import sys
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,10 +50,12 @@ from core.dataset import Record
 from core.errors import ConfigError, EndpointError
 from core.extract import Extraction, ExtractionFailed, RateGate, RetryHook
 from core.failures import Failure, redact
+from core.gctune import RUN_THRESHOLDS
 from core.phases import WireGauge
 from core.ratelimit import ClientRateLimit
 from core.results import ErrorKind, Phases
 from core.workers import placement
+from core.workers import protocol as p
 from core.workers.budget import RowBudget
 from core.workers.child import WorkerConfig, build_extractor
 from core.workers.outcome import Message, extract_row, settle
@@ -49,6 +65,8 @@ ACTOR_CONCURRENCY = 10_000
 MAX_RESTARTS = 0
 """A dead actor stays dead: its rows go to the others (restarting one with its
 constructor arguments in the object store is fragile, see ray-project/ray#53727)."""
+CLOSE_WAIT = 2.0
+"""Seconds ``close`` waits for the answers of calls still out (their actors were killed)."""
 
 
 class Coordinator:
@@ -121,7 +139,7 @@ class CoordinatedGate(RateGate):
 
 
 class ExtractActor:
-    """Extracts rows sent by the driver, one call a row."""
+    """Extracts the rows the driver submits; streams back what happens to each."""
 
     def __init__(self, config: WorkerConfig, coordinator: Any, number: int) -> None:
         self.config = config
@@ -129,6 +147,13 @@ class ExtractActor:
         self.number = number
         """Its place in the coordinator's list."""
         self.extractor: Any = None
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.dropped: set[int] = set()
+        """Rows cancelled before their submit ran (Ray does not promise that an async
+        actor runs one caller's calls in the order they were made)."""
+        self.outbox: list[Message] = []
+        self.gathered = asyncio.Event()
+        """Set when the outbox has messages for the stream."""
 
     async def ready(self) -> int:
         from core.client import prime_client
@@ -140,33 +165,90 @@ class ExtractActor:
         extractor.gate = CoordinatedGate(self.coordinator, self.number)
         await prime_client(extractor.client)
         self.extractor = extractor
+        # The process is this run's alone and ends with it: the collector settings a
+        # worker process keeps for its whole life (see core.gctune), ~15 % of its CPU.
+        gc.freeze()
+        gc.set_threshold(*RUN_THRESHOLDS)
         return os.getpid()
 
-    async def extract(self, index: int, text: str) -> tuple[Message, list[Any]]:
-        """The row's outcome and its retries (attempt, delay, failure), in order."""
-        if self.extractor is None:
-            await self.ready()
-        retries: list[Any] = []
+    async def submit(self, rows: list[tuple[int, str]]) -> None:
+        """Start these rows (index, text); their messages go out on the stream."""
+        for index, text in rows:
+            if index in self.dropped:
+                self.dropped.discard(index)
+            else:
+                self.tasks[index] = asyncio.create_task(self._work(index, text))
 
-        def on_retry(attempt: int, delay: float, failure: Failure) -> None:
-            retries.append((attempt, delay, failure))
+    async def cancel(self, indices: list[int]) -> None:
+        """The run no longer wants these rows: their requests stop, nothing is sent back."""
+        for index in indices:
+            task = self.tasks.pop(index, None)
+            if task is not None:
+                task.cancel()
+            else:
+                self.dropped.add(index)
 
-        message = await extract_row(self.extractor, index, text, on_retry)
-        return message, retries
+    async def events(self) -> AsyncIterator[list[Message]]:
+        """The run's stream: every ``RETRY``, ``OK`` and ``FAIL`` message gathered since the
+        last item, in the order they happened (a row's retries before its result)."""
+        while True:
+            await self.gathered.wait()
+            self.gathered.clear()
+            messages, self.outbox = self.outbox, []
+            if messages:
+                yield messages
 
     def pause_here(self, seconds: float) -> None:
         """Another actor was told to wait (a 429): this one waits too."""
         if self.extractor is not None:
             self.extractor.gate.pause_here(seconds)
 
+    async def _work(self, index: int, text: str) -> None:
+        def on_retry(attempt: int, delay: float, failure: Failure) -> None:
+            self._put((p.RETRY, index, attempt, delay, failure))
+
+        try:
+            self._put(await extract_row(self.extractor, index, text, on_retry))
+        except asyncio.CancelledError:
+            return  # the driver cancelled it and expects nothing
+        finally:
+            self.tasks.pop(index, None)
+
+    def _put(self, message: Message) -> None:
+        self.outbox.append(message)
+        self.gathered.set()
+
+
+@dataclass(eq=False)
+class Job:
+    record: Record
+    on_retry: RetryHook | None
+    phases: Phases | None
+    future: asyncio.Future[Extraction]
+    actor: Actor | None = None
+    sent: bool = False
+    """Submitted to its actor (not only waiting for the end of the loop's pass)."""
+    lost: int = 0
+    """Times an actor died holding this row."""
+    cancelled: bool = False
+    cost_usd: float = 0.0
+    """What the row cost, as its actor said (all its attempts)."""
+
 
 @dataclass(eq=False)
 class Actor:
     number: int
     handle: Any
-    rows: set[int] = field(default_factory=set)
+    jobs: set[int] = field(default_factory=set)
+    """Rows given to it, sent or about to be, with no result back yet."""
     alive: bool = True
     pid: int | None = None
+    rows: list[Job] = field(default_factory=list)
+    """Rows to submit at the end of this pass of the driver's loop."""
+    cancels: list[int] = field(default_factory=list)
+    """Rows to cancel at the end of this pass."""
+    flushing: bool = False
+    reader: asyncio.Task[None] | None = None
 
 
 class RayPool:
@@ -195,8 +277,18 @@ class RayPool:
         self.actors: list[Actor] = []
         self.coordinator: Any = None
         self.deaths: list[str] = []
+        self.calls = 0
+        """Ray calls the driver made to the actors for rows (submits and cancels)."""
+        self.items = 0
+        """Items the actors' streams brought back (each a pass's messages)."""
+        self._jobs: dict[int, Job] = {}
+        self._calls: set[asyncio.Future[None]] = set()
+        """Submit and cancel calls not answered yet (each answer comes from Ray's thread)."""
+        self._closing = False
         self._started_ray = False
         self._numbers = itertools.count(1)
+
+    # -- life --------------------------------------------------------------
 
     async def start(self) -> None:
         if not ray.is_initialized():
@@ -226,6 +318,8 @@ class RayPool:
             raise EndpointError(f"a Ray actor did not start: {said}") from None
         for actor, pid in zip(self.actors, pids, strict=True):
             actor.pid = pid
+            stream = actor.handle.events.options(num_returns="streaming").remote()
+            actor.reader = asyncio.create_task(self._read(actor, stream))
 
     def _init(self) -> None:
         address = None if self.address in ("", "local") else self.address
@@ -249,12 +343,23 @@ class RayPool:
             raise EndpointError(f"cannot start Ray on {where}: {_one_line(exc)}") from None
 
     async def close(self) -> None:
+        self._closing = True
+        readers = [a.reader for a in self.actors if a.reader is not None]
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
         for actor in self.actors:
+            actor.alive = False
             with contextlib.suppress(Exception):
                 ray.kill(actor.handle)
         if self.coordinator is not None:
             with contextlib.suppress(Exception):
                 ray.kill(self.coordinator)
+        if self._calls:  # their actors are gone: answered at once, while the loop still runs
+            await asyncio.wait(list(self._calls), timeout=CLOSE_WAIT)
+        for job in list(self._jobs.values()):
+            if not job.future.done():
+                job.future.set_exception(self._all_gone(job))
         if self._started_ray:
             self._started_ray = False
             await asyncio.to_thread(ray.shutdown)
@@ -271,68 +376,164 @@ class RayPool:
         """Process ids of the actors (on their nodes)."""
         return [a.pid for a in self.actors if a.alive and a.pid is not None]
 
+    # -- rows --------------------------------------------------------------
+
     async def __call__(
         self, record: Record, on_retry: RetryHook | None = None, phases: Phases | None = None
     ) -> Extraction:
-        loop = asyncio.get_running_loop()
-        lost = 0
         reserved = self.budget.reserve(record) if self.budget is not None else 0.0
-        cost = 0.0
+        future: asyncio.Future[Extraction] = asyncio.get_running_loop().create_future()
+        job = Job(record, on_retry, phases, future)
+        self._jobs[record.index] = job
         self.wire.sent()
+        self._assign(job)
         try:
-            while True:
-                actor = self._choose()
-                if actor is None:
-                    said = "; ".join(self.deaths[-3:]) or "none started"
-                    failure = Failure(
-                        ErrorKind.OTHER, f"no Ray actor left to send the row to ({said})"
-                    )
-                    raise ExtractionFailed(failure, lost, 0, 0)
-                actor.rows.add(record.index)
-                ref = actor.handle.extract.remote(record.index, record.text)
-                try:
-                    message, retries = await ref
-                except asyncio.CancelledError:
-                    with contextlib.suppress(Exception):
-                        ray.cancel(ref)
-                    raise
-                except ray.exceptions.ActorDiedError as exc:
-                    actor.alive = False
-                    said = redact(_one_line(exc), self.config.endpoint.secrets)
-                    self.deaths.append(f"Ray actor {actor.number} died: {said}")
-                except ray.exceptions.RayActorError as exc:  # restarting: try another
-                    said = redact(_one_line(exc), self.config.endpoint.secrets)
-                    self.deaths.append(f"Ray actor {actor.number} failed: {said}")
-                    await asyncio.sleep(0.1)
-                else:
-                    cost = message[7]
-                    for attempt, delay, failure in retries:
-                        if on_retry is not None:
-                            on_retry(attempt + lost, delay, failure)
-                    future: asyncio.Future[Extraction] = loop.create_future()
-                    settle(
-                        future,
-                        message,
-                        lost=lost,
-                        phases=phases,
-                        schema=self.schema,
-                        keep_values=self.keep_values,
-                    )
-                    return future.result()
-                finally:
-                    actor.rows.discard(record.index)
-                lost += 1
-                if on_retry is not None:
-                    gone = Failure(ErrorKind.OTHER, f"{self.deaths[-1]}; the row goes to another")
-                    on_retry(lost, 0.0, gone)
+            return await future
+        except asyncio.CancelledError:
+            job.cancelled = True
+            actor = job.actor
+            if actor is not None and actor.alive and job.sent:
+                actor.cancels.append(record.index)
+                self._flush_later(actor)
+            raise
         finally:
             if self.budget is not None:
-                self.budget.settle(reserved, cost)
+                self.budget.settle(reserved, job.cost_usd)
             self.wire.answered()
+            self._jobs.pop(record.index, None)
+            if job.actor is not None:
+                job.actor.jobs.discard(record.index)
 
-    def _choose(self) -> Actor | None:
+    def _assign(self, job: Job) -> None:
         alive = [a for a in self.actors if a.alive]
-        return min(alive, key=lambda a: len(a.rows)) if alive else None
+        if not alive or self._closing:
+            job.future.set_exception(self._all_gone(job))
+            return
+        actor = min(alive, key=lambda a: len(a.jobs))
+        job.actor = actor
+        job.sent = False
+        actor.jobs.add(job.record.index)
+        actor.rows.append(job)
+        self._flush_later(actor)
+
+    def _flush_later(self, actor: Actor) -> None:
+        if not actor.flushing:
+            actor.flushing = True
+            asyncio.get_running_loop().call_soon(self._flush, actor)
+
+    def _flush(self, actor: Actor) -> None:
+        """One ``submit`` and one ``cancel`` call at most per actor and pass of the loop."""
+        actor.flushing = False
+        jobs, actor.rows = actor.rows, []
+        cancels, actor.cancels = actor.cancels, []
+        if not actor.alive:
+            return  # its rows went to another when it was found dead
+        rows = []
+        for job in jobs:
+            if job.actor is actor and not job.cancelled and not job.future.done():
+                job.sent = True
+                rows.append((job.record.index, job.record.text))
+        calls = []
+        if rows:
+            calls.append(actor.handle.submit.remote(rows))
+        if cancels:
+            calls.append(actor.handle.cancel.remote(cancels))
+        self.calls += len(calls)
+        for ref in calls:
+            done = asyncio.wrap_future(ref.future())
+            self._calls.add(done)
+            done.add_done_callback(lambda done: self._called(actor, done))
+
+    def _called(self, actor: Actor, done: asyncio.Future[None]) -> None:
+        """A submit or cancel call ended: one that failed means its actor is gone."""
+        self._calls.discard(done)
+        if done.cancelled():
+            return
+        error = done.exception()
+        if error is not None:
+            self._lose(actor, error)
+
+    def _all_gone(self, job: Job) -> ExtractionFailed:
+        said = "; ".join(self.deaths[-3:]) or ("the pool is closed" if self._closing else "")
+        failure = Failure(ErrorKind.OTHER, f"no Ray actor left to send the row to ({said})")
+        return ExtractionFailed(failure, job.lost, 0, 0)
+
+    # -- the streams -------------------------------------------------------
+
+    async def _read(self, actor: Actor, stream: Any) -> None:
+        """An actor's stream, item by item, until it ends (which only a dead actor's does)."""
+        handlers: dict[str, Callable[[Actor, Message], None]] = {
+            p.OK: self._settle,
+            p.FAIL: self._settle,
+            p.RETRY: self._retry,
+        }
+        try:
+            async for ref in stream:
+                self.items += 1
+                for message in await ref:
+                    handlers[message[0]](actor, message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._lose(actor, exc)
+        else:
+            self._lose(actor, RuntimeError("its stream of results ended"))
+
+    def _job_of(self, actor: Actor, index: int) -> Job | None:
+        job = self._jobs.get(index)
+        if job is None or job.actor is not actor or job.future.done():
+            return None  # cancelled meanwhile, or sent again after its actor died
+        return job
+
+    def _settle(self, actor: Actor, message: Message) -> None:
+        job = self._job_of(actor, message[1])
+        if job is None:
+            return
+        actor.jobs.discard(job.record.index)
+        job.cost_usd = message[7]
+        try:
+            settle(
+                job.future,
+                message,
+                lost=job.lost,
+                phases=job.phases,
+                schema=self.schema,
+                keep_values=self.keep_values,
+            )
+        except Exception as exc:  # e.g. the driver's schema rejects what the actor dumped
+            failure = Failure(ErrorKind.OTHER, f"the actor's result did not load: {exc}"[:500])
+            if not job.future.done():
+                job.future.set_exception(ExtractionFailed(failure, 1, 0, 0))
+
+    def _retry(self, actor: Actor, message: Message) -> None:
+        _, index, attempt, delay, failure = message
+        job = self._job_of(actor, index)
+        if job is not None and job.on_retry is not None:
+            job.on_retry(attempt + job.lost, delay, failure)
+
+    # -- an actor gone -----------------------------------------------------
+
+    def _lose(self, actor: Actor, error: BaseException) -> None:
+        """The actor is dead (or no longer answers): end it, and send its rows to others."""
+        if not actor.alive or self._closing:
+            return
+        actor.alive = False
+        with contextlib.suppress(Exception):
+            ray.kill(actor.handle)  # one that only failed a call must send nothing more
+        said = redact(_one_line(error), self.config.endpoint.secrets)
+        why = f"Ray actor {actor.number} died: {said}"
+        self.deaths.append(why)
+        orphans = [self._jobs[i] for i in sorted(actor.jobs) if i in self._jobs]
+        actor.jobs.clear()
+        failure = Failure(ErrorKind.OTHER, f"{why}; the row goes to another")
+        for job in orphans:
+            if job.future.done() or job.cancelled or job.actor is not actor:
+                continue
+            if job.sent:  # it may have been attempted: one attempt more, a retry
+                job.lost += 1
+                if job.on_retry is not None:
+                    job.on_retry(job.lost, 0.0, failure)
+            self._assign(job)
 
 
 def _one_line(exc: BaseException) -> str:
