@@ -18,13 +18,11 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, create_model
 from rich.console import Console
-from rich.table import Table
 
 from core.batch.cli import (
     add_batch_options,
@@ -66,6 +64,7 @@ from core.quality.stored import stored_gold
 from core.recorder import RunRecorder, combined_stats, merge_rows
 from core.report import format_stats_line
 from core.results import Row, Status
+from core.runs_table import run_cells, runs_table
 from core.stats import RunStats, compute_stats
 from core.store import STORE_ENV, RunInfo, Store, resolve_store_path
 from core.targets import check_target
@@ -133,60 +132,13 @@ def runs_main(argv: Sequence[str]) -> int:
     if not runs:
         print(f"fanout: no runs recorded yet (store: {path})", file=sys.stderr)
         return EXIT_OK
-    table = Table(title=f"fanout runs ({path})", title_style="bold")
-    for name, justify in (
-        ("id", "left"),
-        ("created", "left"),
-        ("dataset", "left"),
-        ("strategy", "left"),
-        ("semaphore", "right"),
-        ("rows", "right"),
-        ("ok", "right"),
-        ("failed", "right"),
-        ("cancelled", "right"),
-        ("cost", "right"),
-        ("status", "left"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for info in runs:
-        table.add_row(
-            info.id,
-            _local_time(info.created_at),
-            info.dataset_name,
-            "batch" if info.id in batches else info.strategy,
-            str(info.semaphore) if info.semaphore and info.id not in batches else "—",
-            str(info.records),
-            str(info.ok),
-            _failed_cell(info.failed, info.errors_by_kind),
-            str(info.cancelled),
-            f"${info.cost_usd:.4f}",
-            _status_cell(info) + str(batches.get(info.id, {}).get("batches_line", "")),
-        )
     console = Console()
     if not console.is_terminal:
-        console = Console(width=160)
+        console = Console(width=240)  # piped: every column, one line per run
+    lines = [run_cells(info, batches.get(info.id)) for info in runs]
+    table, _ = runs_table(f"fanout runs ({path})", lines, console)
     console.print(table)
     return EXIT_OK
-
-
-def _local_time(stamp: str) -> str:
-    try:
-        return datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return stamp
-
-
-def _failed_cell(failed: int, by_kind: dict[str, int]) -> str:
-    """``3 (5xx 2, validation 1)``: the count and its causes, as the dashboard shows them."""
-    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(by_kind.items()))
-    return f"{failed} ({kinds})" if kinds else str(failed)
-
-
-def _status_cell(info: RunInfo) -> str:
-    """The status; rows never sent are named here (cancelled ones have their column)."""
-    if info.pending and not info.is_live:
-        return f"{info.status} ({info.pending} pending)"
-    return info.status
 
 
 # -- fanout export -----------------------------------------------------------------------

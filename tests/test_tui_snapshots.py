@@ -13,6 +13,7 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.tui_support import scripted_app
+from tui.layout import shows_one_view
 from tui.widgets.results_table import ResultsTable
 from tui.widgets.runs_table import RunsTable
 
@@ -93,3 +94,28 @@ def test_export_dialog(snap_compare: Callable[..., bool]) -> None:
         await pilot.press("e")
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36), (160, 48)])
+def test_chart_overlay_of_five_runs_at_each_size(
+    snap_compare: Callable[..., bool], size: tuple[int, int]
+) -> None:
+    """``v`` after five runs (the last: gather + Semaphore (3)): every legend entry whole,
+    labels shortened where the chart is short of room (numbers at 120x36, as in the runs
+    table's #), the plot keeping its rows."""
+    app, _ = scripted_app()
+
+    async def run_before(pilot: Pilot[int]) -> None:
+        # not as_completed + Semaphore: its starting order changes from run to run
+        for number, key in enumerate(["1", "2", "3", "4", "plus"], 1):
+            await pilot.press(key, "r")
+            await wait_for(pilot, lambda n=number: len(app.query_one(RunsTable).history) == n)
+            await wait_for(pilot, lambda: not app.running)
+        if shows_one_view(app.screen):
+            while app.view != "chart":
+                await pilot.press("t")
+        await pilot.press("v")
+        app.clear_notifications()  # the toast saying so would hide the legend it is about
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

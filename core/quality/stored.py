@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
 from core.errors import FanoutError
 from core.quality.gold import Gold, GoldError, gold_for
 from core.recorder import GOLD_OPTION
-from core.store import RunInfo, Store
+from core.store import QUALITY_KEY, RunInfo, Store
 
 
 def stored_gold(
@@ -47,3 +48,10 @@ def stored_gold(
                 f"run {info.id}: its stored gold labels do not fit {schema.__name__} ({exc})"
             )
         return None
+
+
+def stored_quality(info: RunInfo) -> dict[str, Any] | None:
+    """The run's quality figures as stored at its end (``QualitySummary.to_dict``); None
+    for a run without gold labels, or one stored before they were kept."""
+    quality = (info.stats or {}).get(QUALITY_KEY)
+    return quality if isinstance(quality, dict) and quality else None

@@ -19,7 +19,8 @@ from textual.widgets import DataTable, Footer, Label
 
 from core.errors import StoreError
 from core.quality.report import percent
-from core.store import QUALITY_KEY, RunInfo, Store
+from core.quality.stored import stored_quality
+from core.store import RunInfo, Store
 from core.strategies import LABELS
 
 STATUS_STYLE = {
@@ -49,8 +50,7 @@ COLUMNS = (
 
 def stored_accuracy(info: RunInfo) -> float | None:
     """The run's accuracy as stored at its end (None: no gold labels, or not stored)."""
-    quality = (info.stats or {}).get(QUALITY_KEY)
-    value = quality.get("accuracy") if isinstance(quality, dict) else None
+    value = (stored_quality(info) or {}).get("accuracy")
     return float(value) if isinstance(value, (int, float)) else None
 
 
