@@ -24,7 +24,7 @@ from core.engine import Engine
 from core.localserver import LocalServer, ServerConfig
 from core.models import Person
 from core.results import Status
-from core.workers.placement import node_ids, spread
+from core.workers.placement import ACTOR_CPUS, actor_options, node_ids, spread
 from core.workers.ray_pool import RayPool
 
 
@@ -100,3 +100,18 @@ def test_spread_is_round_robin_over_the_nodes_that_can_work() -> None:
     only_custom = [{"NodeID": "x", "Alive": True, "Resources": {"GPU": 1.0}}]
     assert node_ids(only_custom) == ["x"]  # nobody offers a CPU: every alive node counts
     assert spread(2, []) == [None, None]
+
+
+def test_actors_ask_a_named_node_and_a_sliver_of_cpu_unless_no_node_has_one() -> None:
+    n1, n2 = "11" * 28, "22" * 28  # Ray checks that a node id is one
+    nodes = [
+        {"NodeID": n2, "Alive": True, "Resources": {"CPU": 1.0}},
+        {"NodeID": n1, "Alive": True, "Resources": {"CPU": 8.0}},
+    ]
+    asked = actor_options(3, nodes)
+    assert [a["scheduling_strategy"].node_id for a in asked] == [n1, n2, n1]
+    assert all(a["scheduling_strategy"].soft for a in asked)  # a gone node: placed elsewhere
+    assert {a["num_cpus"] for a in asked} == {ACTOR_CPUS}  # none: Ray would ignore the node
+    no_cpu = [{"NodeID": "33" * 28, "Alive": True, "Resources": {"GPU": 1.0}}]
+    assert [a["num_cpus"] for a in actor_options(2, no_cpu)] == [0, 0]  # else never placed
+    assert [a["scheduling_strategy"] for a in actor_options(1, [])] == ["SPREAD"]

@@ -298,16 +298,12 @@ class RayPool:
         remote: Any = ray.remote  # its typed overloads know no actor options
         coordinator_cls = remote(num_cpus=0, max_concurrency=ACTOR_CONCURRENCY)(Coordinator)
         self.coordinator = coordinator_cls.remote(options.rpm, options.tpm)
-        actor_cls = remote(
-            num_cpus=0,
-            max_concurrency=ACTOR_CONCURRENCY,
-            max_restarts=MAX_RESTARTS,
-        )(ExtractActor)
-        places = await asyncio.to_thread(placement.strategies, self.count)
-        for number, place in enumerate(places):
-            handle = actor_cls.options(scheduling_strategy=place).remote(
-                self.config, self.coordinator, number
-            )
+        actor_cls = remote(max_concurrency=ACTOR_CONCURRENCY, max_restarts=MAX_RESTARTS)(
+            ExtractActor
+        )
+        nodes = await asyncio.to_thread(placement.cluster_nodes)
+        for number, asked in enumerate(placement.actor_options(self.count, nodes)):
+            handle = actor_cls.options(**asked).remote(self.config, self.coordinator, number)
             self.actors.append(Actor(next(self._numbers), handle))
         self.coordinator.register.remote([a.handle for a in self.actors])
         try:
