@@ -18,7 +18,7 @@ every run is compared with the first one-process run's: mismatches must be 0.
 The simulator answers every configuration the same rows, and it keeps the answers it
 filled (a pure function of schema, text and model): a warm-up run of all the rows
 fills them, so no configuration pays for the filling and the simulator's share of the
-two cores is what it costs to serve HTTP and build the answer, ~0.15 ms a row.
+two cores is what it costs to serve HTTP and build the answer, ~0.16 ms a row.
 
 With Ray installed (``fanout[ray]``), the same rows go through ``--ray`` (a local
 Ray instance started after the worker processes' runs, so that its daemons' CPU does
