@@ -59,7 +59,7 @@ from core.store import Store, resolve_store_path
 from core.strategies import STRATEGIES
 from core.targets import check_target
 from core.usage import OneLineParser
-from core.workers import check_workers
+from core.workers import check_workers, with_scale
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 TERMINATING = tuple(
@@ -173,7 +173,7 @@ async def _run(
                 max_error_rate=args.max_error_rate,
                 gold=gold,
             )
-            meta = with_via(meta, args)
+            meta = with_scale(with_via(meta, args), run)
             async with recording(store, run, meta, on_warning=warn) as recorder:
                 bind(run, recorder)
                 if recorder is not None:

@@ -250,6 +250,7 @@ def test_a_killed_ray_driver_resumes_with_every_row_once(cluster: str, tmp_path:
             (info,) = store.list_runs()
             ok_before = {r.index: r.data for r in store.load_rows(info.id) if r.status is Status.OK}
         assert info.status == "interrupted" and 40 <= len(ok_before) < n
+        assert (info.options["workers"], info.options["ray"]) == (2, cluster)  # where it ran
         sent_before = health(server)["counts"]["completions"]
         time.sleep(0.5)  # the killed driver's actors are gone: nothing more arrives
         assert health(server)["counts"]["completions"] == sent_before

@@ -45,7 +45,7 @@ from core.runner import Run
 from core.stats import compute_stats
 from core.store import RunInfo, Store
 from core.strategies import ARTICLE_STRATEGIES, LABELS, STRATEGIES, USES_CONCURRENCY
-from core.workers import check_workers
+from core.workers import check_workers, with_scale
 from tui.commands import FanoutCommands, ModelCommands, ScaleOutCommands
 from tui.layout import (
     HORIZONTAL_BREAKPOINTS,
@@ -1049,6 +1049,7 @@ class FanoutApp(QualityMixin, App[int]):
             )
             if isinstance(run, BatchRun):
                 meta = batch_meta(meta, finish_online=run.job.settings.finish_online)
+            meta = with_scale(meta, run)
             recorder = RunRecorder(self.settings.store, run, meta, on_warning=warn)
         try:
             await recorder.start()

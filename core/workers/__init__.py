@@ -34,6 +34,7 @@ from core.workers.budget import RowBudget
 
 if TYPE_CHECKING:
     from core.engine import Engine
+    from core.store import RunMeta
     from core.workers.ray_pool import RayPool
 
 
@@ -137,3 +138,18 @@ async def run_on_workers(
         await pool.close()
         if estimator is not None:
             await close_client(estimator.client)
+
+
+def with_scale(meta: RunMeta, run: object) -> RunMeta:
+    """The run's record says where its requests were made: ``workers`` (how many processes
+    or actors) and ``ray`` (the cluster's address, "local" for a local instance), in its
+    options; nothing for a run made in one process."""
+    pool = getattr(run, "pool", None)
+    count = getattr(pool, "count", None)
+    if pool is None or not isinstance(count, int):
+        return meta
+    scale: dict[str, object] = {"workers": count}
+    address = getattr(pool, "address", None)
+    if isinstance(address, str):
+        scale["ray"] = address or "local"
+    return dataclasses.replace(meta, options={**meta.options, **scale})
