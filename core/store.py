@@ -315,6 +315,8 @@ class RunInfo:
             "base_url": self.base_url,
             "model": self.model,
             "mode": self.mode,
+            "workers": self.options.get("workers", 1),
+            "ray": self.options.get("ray"),
             "records": self.records,
             "ok": self.ok,
             "failed": self.failed,

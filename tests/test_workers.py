@@ -384,7 +384,8 @@ def test_the_api_key_reaches_the_workers_but_no_output_or_file(
     assert code == 0 and seen["completions"] == 7 and seen["unauthorized"] == 0
     with Store(db, create=False) as store:
         (info,) = store.list_runs()
-    assert info.options["workers"] == 2 and "ray" not in info.options  # where it ran
+    assert info.options["workers"] == 2 and "ray" not in info.options  # where it ran ...
+    assert (info.to_dict()["workers"], info.to_dict()["ray"]) == (2, None)  # ... runs --json
     said = capsys.readouterr()
     assert key not in said.out + said.err
     for file in [out, *tmp_path.glob("runs.sqlite3*")]:
