@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from core.dataset import Record
 from core.extract import Extraction, ExtractionFailed, Extractor
 from core.failures import Failure, classify
-from core.results import Phases
+from core.results import ErrorKind, Phases
 from core.workers import protocol as p
 
 PHASE_FIELDS = tuple(f.name for f in fields(Phases))
@@ -137,3 +137,23 @@ def settle(
     future.set_exception(
         ExtractionFailed(failure, attempts + lost, prompt, completion, limited, cost, ids)
     )
+
+
+def settle_or_fail(
+    future: asyncio.Future[Extraction],
+    message: Message,
+    *,
+    lost: int,
+    phases: Phases | None,
+    schema: type[BaseModel],
+    keep_values: bool,
+    sender: str,
+) -> None:
+    """``settle``, or the row failed with why when its result does not load here (e.g. the
+    schema this side has rejects what the ``sender``, "worker" or "actor", dumped)."""
+    try:
+        settle(future, message, lost=lost, phases=phases, schema=schema, keep_values=keep_values)
+    except Exception as exc:
+        failure = Failure(ErrorKind.OTHER, f"the {sender}'s result did not load: {exc}"[:500])
+        if not future.done():
+            future.set_exception(ExtractionFailed(failure, 1, 0, 0))

@@ -51,7 +51,7 @@ from core.signals import RelayedListener, relayed_listeners
 from core.workers import protocol as p
 from core.workers.budget import RowBudget
 from core.workers.child import WorkerConfig
-from core.workers.outcome import settle
+from core.workers.outcome import settle_or_fail
 from core.workers.relay import replay
 
 START_TIMEOUT = 60.0
@@ -340,19 +340,15 @@ class WorkerPool:
         if job is None:
             return
         job.cost_usd = message[7]
-        try:
-            settle(
-                job.future,
-                message,
-                lost=job.lost,
-                phases=job.phases,
-                schema=self.schema,
-                keep_values=self.keep_values,
-            )
-        except Exception as exc:  # e.g. the parent's schema rejects what the worker dumped
-            failure = Failure(ErrorKind.OTHER, f"the worker's result did not load: {exc}"[:500])
-            if not job.future.done():
-                job.future.set_exception(ExtractionFailed(failure, 1, 0, 0))
+        settle_or_fail(
+            job.future,
+            message,
+            lost=job.lost,
+            phases=job.phases,
+            schema=self.schema,
+            keep_values=self.keep_values,
+            sender="worker",
+        )
 
     def _retry(self, worker: WorkerProcess, m: tuple[Any, ...]) -> None:
         _, index, attempt, delay, failure = m

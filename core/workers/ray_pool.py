@@ -58,7 +58,7 @@ from core.workers import placement
 from core.workers import protocol as p
 from core.workers.budget import RowBudget
 from core.workers.child import WorkerConfig, build_extractor
-from core.workers.outcome import Message, extract_row, settle
+from core.workers.outcome import Message, extract_row, settle_or_fail
 
 ACTOR_CONCURRENCY = 10_000
 """Calls an async actor runs at once (the driver's strategy is the real limit)."""
@@ -487,19 +487,15 @@ class RayPool:
             return
         actor.jobs.discard(job.record.index)
         job.cost_usd = message[7]
-        try:
-            settle(
-                job.future,
-                message,
-                lost=job.lost,
-                phases=job.phases,
-                schema=self.schema,
-                keep_values=self.keep_values,
-            )
-        except Exception as exc:  # e.g. the driver's schema rejects what the actor dumped
-            failure = Failure(ErrorKind.OTHER, f"the actor's result did not load: {exc}"[:500])
-            if not job.future.done():
-                job.future.set_exception(ExtractionFailed(failure, 1, 0, 0))
+        settle_or_fail(
+            job.future,
+            message,
+            lost=job.lost,
+            phases=job.phases,
+            schema=self.schema,
+            keep_values=self.keep_values,
+            sender="actor",
+        )
 
     def _retry(self, actor: Actor, message: Message) -> None:
         _, index, attempt, delay, failure = message
