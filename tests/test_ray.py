@@ -191,6 +191,38 @@ async def test_rows_started_together_go_to_each_actor_in_one_call(cluster: str) 
     assert 2 <= items <= 60  # results come back as they complete, several to an item
 
 
+async def test_adaptive_on_ray_is_one_controller_fed_by_every_actor(cluster: str) -> None:
+    # 20 requests in any half second; the actors relay each request and answer on their
+    # streams to the driver's one AdaptiveLimit (core.workers.relay).
+    limited = ServerConfig(latency=0.05, jitter=0.0, rpm=2400, rate_window=0.5)
+    n = 120
+    with LocalServer(limited) as server:
+        engine = Engine(choose_endpoint(server.base_url, "fanout-sim", env={}))
+        async with (
+            engine,
+            engine.run(
+                records_from_texts(texts(n)),
+                Person,
+                strategy="adaptive",
+                concurrency=60,
+                workers=2,
+                ray="local",
+            ) as run,
+        ):
+            pool = getattr(run, "pool", None)
+            assert isinstance(pool, RayPool) and pool.config.relay
+            await run.execute()
+        seen = health(server)["counts"]
+    limit = run.limiter
+    assert limit is not None
+    assert [r.status for r in run.rows] == [Status.OK] * n and seen["completions"] == n
+    answered = seen["completions"] + seen.get("rate_limited", 0)
+    assert limit.responses == answered  # heard every answer either actor got
+    assert limit.sent == sum(r.attempts for r in run.rows) == answered
+    assert limit.server_rpm == limited.rpm  # a header only the actors saw
+    assert seen.get("rate_limited", 0) <= n // 10, seen
+
+
 async def test_rpm_is_one_limit_for_all_actors(cluster: str) -> None:
     # Server: 12 requests in any 1 s window; client --rpm 600 (10/s) over 2 actors.
     config = ServerConfig(latency=0.05, jitter=0.0, rpm=720, rate_window=1.0)

@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -144,21 +143,13 @@ async def test_a_relayed_answer_teaches_the_limit_as_one_seen_here_would() -> No
     assert len(frames[-1]) < 200
 
 
-def test_cli_runs_adaptive_on_workers_and_refuses_it_only_with_ray(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_runs_adaptive_on_workers(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     args = ["run", "--workers", "2", "-s", "adaptive", "-c", "20", "--latency", "0.02"]
     args += ["--sim-rpm", "1200", "--sim-rate-window", "1", "--no-store", "-q", "--out", str(out)]
     assert main(args) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 7 and all(r["status"] == "ok" for r in rows)
-    capsys.readouterr()
-    started = time.monotonic()
-    assert main(["run", "--ray", "--workers", "2", "-s", "adaptive", "--no-store"]) != 0
-    said = capsys.readouterr().err
-    assert "--strategy adaptive is not available with --ray" in said
-    assert time.monotonic() - started < 30  # refused before any Ray instance started
 
 
 async def test_the_dashboard_runs_adaptive_on_workers_and_draws_its_limit() -> None:

@@ -43,12 +43,6 @@ def check_workers(workers: int, strategy: str, ray: str | None = None) -> None:
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     if ray is not None:
-        if strategy == "adaptive":
-            raise ConfigError(
-                "--strategy adaptive is not available with --ray: it learns from each "
-                "answer's rate-limit headers, which Ray actors do not pass back yet; use "
-                "--workers N without --ray, or gather_semaphore / as_completed_semaphore"
-            )
         try:
             import ray as _ray  # noqa: F401
         except ImportError:
@@ -87,7 +81,7 @@ async def run_on_workers(
         schema,
         connections,
         engine.pass_budget,
-        relay=strategy == "adaptive" and ray is None,
+        relay=strategy == "adaptive",
     )
     budget = None
     estimator = None

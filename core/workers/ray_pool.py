@@ -13,7 +13,8 @@ loop, not per row, because a Ray call costs the driver about a millisecond:
   (``events``, opened when it starts) that yields, per pass of the actor's
   loop, every message gathered meanwhile: each retry as it happens (the
   dashboard's ``RowRetrying`` events and retry count are live) and each row's
-  result as it completes.
+  result as it completes; with ``--strategy adaptive`` also each request and
+  answer of its rows (``core.workers.relay``), for the driver's one controller.
 
 One ``Coordinator`` actor keeps what must be global across actors and nodes:
 the rpm / tpm limiter (with ``--rpm`` / ``--tpm``, every attempt of every actor
@@ -54,11 +55,13 @@ from core.gctune import RUN_THRESHOLDS
 from core.phases import WireGauge
 from core.ratelimit import ClientRateLimit
 from core.results import ErrorKind, Phases
+from core.signals import RelayedListener, listen, relayed_listeners
 from core.workers import placement
 from core.workers import protocol as p
 from core.workers.budget import RowBudget
 from core.workers.child import WorkerConfig, build_extractor
 from core.workers.outcome import Message, extract_row, settle_or_fail
+from core.workers.relay import Relay, replay
 
 ACTOR_CONCURRENCY = 10_000
 """Calls an async actor runs at once (the driver's strategy is the real limit)."""
@@ -207,6 +210,8 @@ class ExtractActor:
         def on_retry(attempt: int, delay: float, failure: Failure) -> None:
             self._put((p.RETRY, index, attempt, delay, failure))
 
+        if self.config.relay:  # adaptive: this task's requests tell the driver's controller
+            listen(Relay(self, index))
         try:
             self._put(await extract_row(self.extractor, index, text, on_retry))
         except asyncio.CancelledError:
@@ -217,6 +222,9 @@ class ExtractActor:
     def _put(self, message: Message) -> None:
         self.outbox.append(message)
         self.gathered.set()
+
+    put = _put
+    """A ``relay.Sink``: what a row's relay says goes out on the stream with the rest."""
 
 
 @dataclass(eq=False)
@@ -233,6 +241,9 @@ class Job:
     cancelled: bool = False
     cost_usd: float = 0.0
     """What the row cost, as its actor said (all its attempts)."""
+    listeners: tuple[RelayedListener, ...] = ()
+    """Who in the row's task follows its requests (the adaptive slot), told what its actor
+    relays (``core.workers.relay``)."""
 
 
 @dataclass(eq=False)
@@ -380,6 +391,8 @@ class RayPool:
         reserved = self.budget.reserve(record) if self.budget is not None else 0.0
         future: asyncio.Future[Extraction] = asyncio.get_running_loop().create_future()
         job = Job(record, on_retry, phases, future)
+        if self.config.relay:
+            job.listeners = relayed_listeners()
         self._jobs[record.index] = job
         self.wire.sent()
         self._assign(job)
@@ -462,6 +475,8 @@ class RayPool:
             p.OK: self._settle,
             p.FAIL: self._settle,
             p.RETRY: self._retry,
+            p.SENT: self._relayed,
+            p.ANSWER: self._relayed,
         }
         try:
             async for ref in stream:
@@ -480,6 +495,11 @@ class RayPool:
         if job is None or job.actor is not actor or job.future.done():
             return None  # cancelled meanwhile, or sent again after its actor died
         return job
+
+    def _relayed(self, actor: Actor, message: Message) -> None:
+        job = self._job_of(actor, message[1])
+        if job is not None and job.listeners:
+            replay(job.listeners, message)
 
     def _settle(self, actor: Actor, message: Message) -> None:
         job = self._job_of(actor, message[1])

@@ -1,4 +1,5 @@
-"""``--strategy adaptive`` with worker processes: each attempt's signals, relayed.
+"""``--strategy adaptive`` with worker processes or Ray actors: each attempt's signals,
+relayed (a worker's pipe, an actor's stream).
 
 The adaptive strategy (``core.adaptive``) learns from every HTTP exchange of
 the rows it lets go: a request sent, its answer's status, latency and
@@ -22,18 +23,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from core.signals import LimitInfo, RelayedListener
 from core.workers import protocol as p
 
 
+class Sink(Protocol):
+    """Where a worker's messages go: its pipe's ``Outbox``, or a Ray actor's stream."""
+
+    def put(self, message: tuple[Any, ...]) -> None: ...
+
+
 class Relay:
-    """In a worker: listens to one row's exchanges and sends them to the parent."""
+    """In a worker (or a Ray actor): listens to one row's exchanges and sends them to the
+    parent (or the driver)."""
 
     __slots__ = ("index", "outbox", "sent_at")
 
-    def __init__(self, outbox: p.Outbox, index: int) -> None:
+    def __init__(self, outbox: Sink, index: int) -> None:
         self.outbox = outbox
         self.index = index
         self.sent_at = 0.0
