@@ -9,6 +9,7 @@ processes started from this interpreter (``core.workers.pool``).
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import pytest
@@ -16,12 +17,9 @@ from textual.pilot import Pilot
 
 from core.client import choose_endpoint
 from core.dataset import load_dataset
-from core.errors import ConfigError
 from core.localserver import ServerConfig
 from core.models import Person
 from core.options import bundled_datasets_dir
-from core.strategies import STRATEGIES
-from core.workers import check_workers
 from core.workers.pool import WorkerPool
 from tests.test_workers import alive
 from tests.tui_support import wait_for
@@ -145,35 +143,22 @@ async def test_a_change_during_a_run_waits_for_the_next_run() -> None:
         assert "workers 2" in header(app)
 
 
-def refused_by_the_palette() -> tuple[str, str, str] | None:
-    """A strategy and a palette choice that ``check_workers`` refuses together, with its
-    message (today: adaptive with workers; found at run time, as the rules may change)."""
-    choices = (("Workers: 2", 2, None), ("Ray actors: 2 on a local instance", 2, "local"))
-    for strategy in STRATEGIES:
-        for command, workers, ray in choices:
-            try:
-                check_workers(workers, strategy, ray)
-            except ConfigError as exc:
-                return strategy, command, str(exc)
-    return None
-
-
-async def test_a_refused_choice_says_why_once_and_keeps_the_setting() -> None:
+async def test_a_refused_choice_says_why_once_and_keeps_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     app, said = make_app(latency=0.0)
     async with app.run_test(size=(80, 24)) as pilot:
         await app.run_action("set_workers(0)")
         await wait_for(pilot, lambda: any("at least 1" in m for m in said))
         assert app.settings.scale == ScaleOut()
-        refused = refused_by_the_palette()
-        if refused is not None:
-            strategy, command, reason = refused
-            app.strategy = strategy
-            before = len(said)
-            await palette(pilot, command)
-            await wait_for(pilot, lambda: len(said) > before)
-            await pilot.pause(0.3)
-            assert said[before:] == [f"{reason} (still the dashboard's own process)"]
-            assert app.settings.scale == ScaleOut()
+        monkeypatch.setitem(sys.modules, "ray", None)  # as on a machine without Ray
+        before = len(said)
+        await app.run_action("set_workers(2, 'local')")  # the palette's "Ray actors: 2"
+        await wait_for(pilot, lambda: len(said) > before)
+        await pilot.pause(0.3)
+        reason = "--ray needs Ray installed: pip install 'fanout[ray]'"
+        assert said[before:] == [f"{reason} (still the dashboard's own process)"]
+        assert app.settings.scale == ScaleOut()
         assert "workers" not in header(app) and "ray" not in header(app)
 
 
