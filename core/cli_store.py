@@ -321,7 +321,8 @@ def resume_parser(prog: str = "fanout resume") -> argparse.ArgumentParser:
         description="Finish a recorded run: send requests only for the rows not stored ok "
         "(pending, cancelled, and failed unless --skip-failed), record them into the same "
         "run, and write the whole run to --out (or JSONL to stdout). The strategy, "
-        "concurrency, schema, endpoint, model, mode, timeout and retries are the run's own "
+        "concurrency, workers (and Ray cluster), schema, endpoint, model, mode, timeout and "
+        "retries are the run's own "
         "unless given here (the defaults shown below apply only to runs that lack them).",
     )
     parser.add_argument("run_id", metavar="RUN_ID", help="a run id, a unique prefix, or 'last'")
@@ -340,7 +341,14 @@ def resume_parser(prog: str = "fanout resume") -> argparse.ArgumentParser:
     return parser
 
 
-_STORED_SETTINGS = ("concurrency", "mode", "timeout", "max_retries", "validation_retries")
+_STORED_SETTINGS = (
+    "concurrency",
+    "mode",
+    "timeout",
+    "max_retries",
+    "validation_retries",
+    "workers",
+)
 """Options whose default, on resume, is the run's stored value."""
 
 
@@ -361,6 +369,8 @@ def resume_settings(args: argparse.Namespace, info: RunInfo) -> argparse.Namespa
         if getattr(filled, name, None) is None:
             value = stored.get(name)
             setattr(filled, name, value if value is not None else defaults.get(name))
+    if getattr(args, "ray", None) is None and getattr(args, "workers", None) is None:
+        filled.ray = stored.get("ray")  # where the run was made, unless --workers says here
     if getattr(filled, "via", None) is None:
         filled.via = stored.get("via") or "online"
     if getattr(filled, "finish_online", None) is None:

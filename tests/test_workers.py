@@ -10,6 +10,7 @@ answered twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -392,3 +393,23 @@ def test_the_api_key_reaches_the_workers_but_no_output_or_file(
     assert key not in said.out + said.err
     for file in [out, *tmp_path.glob("runs.sqlite3*")]:
         assert key.encode() not in file.read_bytes(), file
+
+
+def test_resume_makes_the_requests_where_the_run_made_them(tmp_path: Path) -> None:
+    db = tmp_path / "runs.sqlite3"
+    assert main(["run", "--workers", "2", "--latency", "0", "--store", str(db), "-q"]) == 0
+    with Store(db, create=False) as store:
+        (info,) = store.list_runs()
+    from core.cli_store import resume_parser, resume_settings
+
+    def settings(*given: str, ray: str | None = None) -> tuple[int, str | None]:
+        run = (
+            info if ray is None else dataclasses.replace(info, options={**info.options, "ray": ray})
+        )
+        filled = resume_settings(resume_parser().parse_args([info.id, *given]), run)
+        return filled.workers, filled.ray
+
+    assert settings() == (2, None)  # the run's own two worker processes
+    assert settings(ray="head:6379") == (2, "head:6379")  # a Ray run goes back to its cluster
+    assert settings("--workers", "1", ray="head:6379") == (1, None)  # unless told otherwise
+    assert settings("--ray", "local", ray="head:6379") == (2, "local")
