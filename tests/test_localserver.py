@@ -513,6 +513,8 @@ async def test_repeated_texts_get_the_same_answer_from_the_cache_untouched_by_fa
     assert all(app._answers[key] is filled[key] for key in filled)  # ... nor filled again
     other = await arguments(texts[0], model="sim-fast")  # another model is another answer
     assert len(app._answers) == 3 and set(other) == set(first[0])
+    schemas = {id(key[0]) for key in app._answers}
+    assert len(schemas) == 1  # every answer shares one copy of the schema's text
 
 
 def test_number_words() -> None:

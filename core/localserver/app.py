@@ -232,6 +232,8 @@ class SimulatorApp:
         self._system_schemas: dict[str, tuple[dict[str, Any], str] | None] = {}
         self._schema_tokens: dict[str, int] = {}
         self._answers: dict[tuple[str, str, str], tuple[Any, tuple[str, ...], str]] = {}
+        self._keys: dict[str, str] = {}
+        """Each schema key's one copy (a request brings its own): the answers share it."""
         """(schema key, text, model) -> (value, guessed, JSON): the filler is a pure
         function of those (and the seed), and its rules cost more than the rest of a request."""
         thresholds = []
@@ -633,6 +635,10 @@ class SimulatorApp:
 
         Cached: the value is shared, so nothing may change it in place (``_corrupt``
         builds a new one)."""
+        if key is not None:  # one copy of each schema's text for all its answers
+            if len(self._keys) >= _SCHEMA_CACHE_LIMIT and key not in self._keys:
+                self._keys.clear()
+            key = self._keys.setdefault(key, key)
         cache_key = (key, text, model) if key is not None else None
         if cache_key is not None:
             hit = self._answers.get(cache_key)
