@@ -8,6 +8,7 @@ checked at every sideways scroll position, where the left edge cuts columns too.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -67,13 +68,25 @@ def shown_lines(app: FanoutApp, widget: Widget) -> list[str]:
     ]
 
 
-def cut_words(lines: list[str], whole: set[str]) -> list[str]:
-    """Words on screen that are neither a whole value's word nor end with "…"."""
+def shortened(word: str, whole: set[str], figures: bool) -> bool:
+    """A word ending in "…" that starts a whole value's word; with ``figures`` (the runs
+    and past-runs tables, whose figures shorten by unit or are not shown), not a figure.
+    (The results table's fields are the schema's strings: a phone number is text.)"""
+    head = word.removesuffix("…")
+    if word == head or (figures and re.fullmatch(r"[$\d.,%]+", head)):
+        return False
+    return any(value.startswith(head) for value in whole)
+
+
+def cut_words(lines: list[str], whole: set[str], figures: bool = True) -> list[str]:
+    """Words on screen that are neither a whole value's word nor shortened with "…"."""
     return [
         word
         for line in lines
         for word in line.replace("│", " ").split()
-        if word not in whole and not word.endswith("…") and not set(word) <= WATERFALL_GLYPHS
+        if word not in whole
+        and not shortened(word, whole, figures)
+        and not set(word) <= WATERFALL_GLYPHS
     ]
 
 
@@ -143,7 +156,7 @@ async def test_the_results_table_never_shows_a_cut_value(size: tuple[int, int]) 
         table.focus()
         for _ in range(len(table._middle)):  # each sideways stop, one whole column each
             await pilot.pause()
-            cut = cut_words(shown_lines(app, table), whole)
+            cut = cut_words(shown_lines(app, table), whole, figures=False)
             assert cut == [], (table.scroll_x, cut[:10])
             await pilot.press("right")
 
