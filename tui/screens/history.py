@@ -22,6 +22,7 @@ from core.quality.report import percent
 from core.quality.stored import stored_quality
 from core.store import RunInfo, Store
 from core.strategies import LABELS
+from tui.widgets.whole_cells import WholeCellTable
 
 STATUS_STYLE = {
     "finished": "green",
@@ -46,6 +47,8 @@ COLUMNS = (
     "created (UTC)",
     "id",
 )
+TEXT_COLUMNS = frozenset({"status", "model", "strategy", "dataset"})
+"""Shortened with "…" when cut; the other columns are figures or ids, whole or not shown."""
 
 
 def stored_accuracy(info: RunInfo) -> float | None:
@@ -81,14 +84,19 @@ class HistoryScreen(ModalScreen[HistoryChoice | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="history", classes="dialog") as box:
             box.border_title = "past runs"
-            yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
+            yield WholeCellTable(
+                text_columns=TEXT_COLUMNS,
+                id="history-table",
+                cursor_type="row",
+                zebra_stripes=True,
+            )
             yield Label("", id="history-note", classes="error")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#history-table", DataTable)
         for label in COLUMNS:
-            table.add_column(label)
+            table.add_column(label, key=label)
         try:
             with Store(self.store_path, create=False) as store:
                 self.stored = store.list_runs(limit=200)

@@ -68,6 +68,34 @@ def clip(value: str, width: int) -> str:
     return set_cell_size(value, width)
 
 
+def in_view(middle: Strip, x: int, view: int) -> Strip:
+    """The scrolling cells between ``x`` and ``x + view``, none of them cut: a cell the
+    right edge cuts through is shortened again to what shows, with ``…``, and one the
+    left edge cuts through (a mouse scroll can stop inside a cell) is left blank; a
+    value cut at the edge would read as another value ("Anjali Nak", "7." for 7.1)."""
+    right = x + view
+    segments: list[Segment] = []
+    start = 0
+    for segment in middle:
+        end = start + segment.cell_length
+        if x <= start and end <= right:
+            segments.append(segment)
+        elif start < right and end > x:
+            shown = min(end, right) - max(start, x)
+            body = segment.text.rstrip()
+            if start < x:
+                text = " " * shown
+            elif cell_len(body) <= shown:
+                text = set_cell_size(body, shown)
+            elif shown >= 2:
+                text = set_cell_size(body, shown - 1) + "…"
+            else:
+                text = " " * shown
+            segments.append(Segment(text, segment.style))
+        start = end
+    return Strip(segments).adjust_cell_length(view)
+
+
 @dataclass(frozen=True)
 class Column:
     label: str
@@ -288,7 +316,7 @@ class ResultsTable(ScrollView, can_focus=True):
             left, middle, right = self._line(index)
             base = self._line_style(index)
         view = max(0, width - self._left_width - self._right_width)
-        strip = Strip.join([left, middle.crop_extend(scroll_x, scroll_x + view, None), right])
+        strip = Strip.join([left, in_view(middle, scroll_x, view), right])
         return strip.crop_extend(0, width, self.rich_style).apply_style(base)
 
     def _cells(

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.widgets import DataTable
-
 from core.quality.report import QualitySummary, percent, short_usd
 from core.stats import RunStats
 from core.strategies import LABELS
 from tui.units import secs
+from tui.widgets.whole_cells import WholeCellTable
 
 COLUMNS = (
     ("#", 3),
@@ -46,6 +45,8 @@ COLUMNS = (
 
 SHORT = {"accuracy": "acc", "correct/s": "✓/s", "$/correct": "$/✓", "first result": "first"}
 """Labels when compact; each is documented under the table in the README."""
+TEXT_COLUMNS = frozenset({"model", "mode", "strategy", "note"})
+"""Columns shortened with "…" when cut; the others hold figures, shown whole or not at all."""
 COMPACT_BELOW = 100
 """Narrower than this (cells inside the border): the compact columns."""
 
@@ -66,9 +67,9 @@ def short_secs(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
-class RunsTable(DataTable[Any]):
+class RunsTable(WholeCellTable):
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(text_columns=TEXT_COLUMNS, cursor_type="row", zebra_stripes=True, **kwargs)
         self.history: list[tuple[str, RunStats]] = []
         self.quality: list[QualitySummary | None] = []
         self.run_ids: list[str | None] = []
