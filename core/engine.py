@@ -345,11 +345,8 @@ class Engine:
             secrets=self.endpoint.secrets,
             keep_values=keep_values,
             wire=extractor.wire,
+            bare_429_delays=extractor.retry.bare_429_delays,
         )
-        if run.limiter is not None:  # adaptive pauses after a bare 429 as the rows back off
-            run.limiter.bare_429_delays = (
-                extractor.retry.bare_429_delays or run.limiter.bare_429_delays
-            )
         try:
             yield run
         finally:

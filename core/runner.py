@@ -66,13 +66,16 @@ class Run:
         keep_values: bool = False,
         clock: Callable[[], float] = time.monotonic,
         wire: WireGauge | None = None,
+        bare_429_delays: Sequence[float] = (),
     ) -> None:
+        """``bare_429_delays``: how long adaptive pauses after a 429 that gives no wait, step
+        by step (the rows' own backoff, ``RetryPolicy.bare_429_delays``; () for its default)."""
         self._strategy = get_strategy(strategy)
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.limiter: AdaptiveLimit | None = None
         if strategy == "adaptive":
-            self.limiter = AdaptiveLimit(concurrency, clock=clock)
+            self.limiter = AdaptiveLimit(concurrency, clock=clock, bare_429_delays=bare_429_delays)
             self._strategy = functools.partial(adaptive, limit=self.limiter)
         self.strategy = strategy
         self.concurrency = concurrency

@@ -451,8 +451,8 @@ class FanoutApp(QualityMixin, App[int]):
 
     async def action_set_workers(self, workers: int, ray: str | None = None) -> None:
         """Where the next runs make their requests (the palette's "Workers: N", "Ray
-        actors: N"); a choice ``check_workers`` refuses with the selected strategy is said
-        once and the setting stays. Checked in a thread: with Ray it imports Ray (seconds)."""
+        actors: N"); a choice ``check_workers`` refuses (Ray not installed ...) is said once
+        and the setting stays. Checked in a thread: with Ray it imports Ray (seconds)."""
         choice = ScaleOut(workers, ray)
         try:
             await asyncio.to_thread(check_workers, workers, self.strategy, ray)

@@ -232,10 +232,10 @@ class SimulatorApp:
         self._system_schemas: dict[str, tuple[dict[str, Any], str] | None] = {}
         self._schema_tokens: dict[str, int] = {}
         self._answers: dict[tuple[str, str, str], tuple[Any, tuple[str, ...], str]] = {}
-        self._keys: dict[str, str] = {}
-        """Each schema key's one copy (a request brings its own): the answers share it."""
         """(schema key, text, model) -> (value, guessed, JSON): the filler is a pure
         function of those (and the seed), and its rules cost more than the rest of a request."""
+        self._keys: dict[str, str] = {}
+        """Each schema key's one copy (a request brings its own): the answers share it."""
         thresholds = []
         total = 0.0
         for name in ("error", "timeout", "malformed", "invalid"):

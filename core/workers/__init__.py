@@ -121,12 +121,9 @@ async def run_on_workers(
             secrets=engine.endpoint.secrets,
             keep_values=keep_values,
             wire=pool.wire,
+            bare_429_delays=options.retry.bare_429_delays,
         )
         run.pool = pool  # type: ignore[attr-defined]
-        if run.limiter is not None:  # as in one process: pause after a bare 429 as rows do
-            run.limiter.bare_429_delays = (
-                options.retry.bare_429_delays or run.limiter.bare_429_delays
-            )
         yield run
     finally:
         await pool.close()

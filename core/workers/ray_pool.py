@@ -192,8 +192,9 @@ class ExtractActor:
                 self.dropped.add(index)
 
     async def events(self) -> AsyncIterator[list[Message]]:
-        """The run's stream: every ``RETRY``, ``OK`` and ``FAIL`` message gathered since the
-        last item, in the order they happened (a row's retries before its result)."""
+        """The run's stream: every message gathered since the last item (``RETRY``, ``OK``,
+        ``FAIL``; ``SENT``, ``ANSWER`` with adaptive), in the order they happened (a row's
+        retries before its result)."""
         while True:
             await self.gathered.wait()
             self.gathered.clear()
@@ -208,23 +209,21 @@ class ExtractActor:
 
     async def _work(self, index: int, text: str) -> None:
         def on_retry(attempt: int, delay: float, failure: Failure) -> None:
-            self._put((p.RETRY, index, attempt, delay, failure))
+            self.put((p.RETRY, index, attempt, delay, failure))
 
         if self.config.relay:  # adaptive: this task's requests tell the driver's controller
             listen(Relay(self, index))
         try:
-            self._put(await extract_row(self.extractor, index, text, on_retry))
+            self.put(await extract_row(self.extractor, index, text, on_retry))
         except asyncio.CancelledError:
             return  # the driver cancelled it and expects nothing
         finally:
             self.tasks.pop(index, None)
 
-    def _put(self, message: Message) -> None:
+    def put(self, message: Message) -> None:
+        """A message for the stream (this makes the actor a ``relay.Sink`` too)."""
         self.outbox.append(message)
         self.gathered.set()
-
-    put = _put
-    """A ``relay.Sink``: what a row's relay says goes out on the stream with the rest."""
 
 
 @dataclass(eq=False)

@@ -17,6 +17,7 @@ from rich.errors import MarkupError
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.cache import LRUCache
 from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey
@@ -43,6 +44,9 @@ class WholeCellTable(DataTable[Any]):
         self.text_columns = text_columns
         self._widest: dict[ColumnKey, tuple[int, int]] = {}
         """Per column: (the table's update count, its widest cell, header included)."""
+        self._checked: LRUCache[tuple[int, int, int, int], tuple[Strip, Strip]] = LRUCache(1000)
+        """DataTable's line (by identity: it caches its own), span and view -> the line
+        checked: a redraw with nothing changed does not check its cells again."""
 
     def _widest_cell(self, key: ColumnKey) -> int:
         cached = self._widest.get(key)
@@ -60,6 +64,15 @@ class WholeCellTable(DataTable[Any]):
         strip = super()._render_line(y, x1, x2, base_style)
         if self.fixed_columns or self._row_label_column_width:
             return strip  # not used by fanout's tables; left as DataTable draws it
+        key = (id(strip), x1, x2, self.scrollable_content_region.width)
+        cached = self._checked.get(key)
+        if cached is not None and cached[0] is strip:
+            return cached[1]
+        checked = self._check(strip, y, x1, x2)
+        self._checked[key] = (strip, checked)  # holds strip: its id is not reused meanwhile
+        return checked
+
+    def _check(self, strip: Strip, y: int, x1: int, x2: int) -> Strip:
         try:
             row_key, line = self._get_offsets(y)
         except LookupError:
